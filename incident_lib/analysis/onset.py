@@ -1,0 +1,141 @@
+"""Onset and recovery of a metric excursion: robust baseline, sustained excursion, walk back."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Excursion", "find_excursion", "robust_baseline"]
+
+# Smallest meaningful change per unit, so a flat baseline does not make noise look like signal.
+ABS_FLOOR = {"ratio": 0.005, "seconds": 0.02, "req/s": 0.5, "cores": 0.05, "bytes": 5e6}
+
+
+@dataclass
+class Excursion:
+    """A sustained departure from baseline: when it began, peaked and ended."""
+
+    onset: pd.Timestamp
+    peak_time: pd.Timestamp
+    peak: float
+    baseline: float
+    scale: float
+    threshold: float
+    recovered: pd.Timestamp | None
+    direction: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        d = asdict(self)
+        for k in ("onset", "peak_time", "recovered"):
+            d[k] = None if d[k] is None else pd.Timestamp(d[k]).isoformat()
+        return d
+
+
+def robust_baseline(values: np.ndarray, unit: str = "") -> tuple[float, float]:
+    """Median and a floored robust scale (1.4826 * MAD) of baseline values."""
+    v = values[np.isfinite(values)]
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    med = float(np.median(v))
+    mad = float(np.median(np.abs(v - med))) * 1.4826
+    floor = max(ABS_FLOOR.get(unit, 0.0) / 3.0, 0.02 * abs(med), 1e-9)
+    return med, max(mad, floor)
+
+
+def find_excursion(
+    series: pd.Series,
+    *,
+    unit: str = "",
+    direction: str = "up",
+    ref_time: pd.Timestamp | None = None,
+    baseline_end: pd.Timestamp | None = None,
+    k_high: float = 4.5,
+    k_low: float = 3.0,
+    sustain: pd.Timedelta = pd.Timedelta("60s"),
+    lookback: pd.Timedelta = pd.Timedelta("45min"),
+) -> Excursion | None:
+    """The sustained excursion at (or last before) ref_time, or the largest one; None if none.
+
+    The baseline is the series before baseline_end (default: ref_time - 20 min, else the first
+    40%). A point is high above median + k_high*scale; an excursion needs `sustain` of high
+    points; its onset is found by walking back while above median + k_low*scale.
+    """
+    s = series.dropna().sort_index()
+    if len(s) < 8:
+        return None
+    t = s.index
+    v = s.to_numpy(dtype=float)
+    if baseline_end is None:
+        baseline_end = ref_time - pd.Timedelta("20min") if ref_time is not None else None
+    base_mask = t < baseline_end if baseline_end is not None else np.arange(len(v)) < len(v) * 0.4
+    if base_mask.sum() < 8:
+        base_mask = np.arange(len(v)) < max(8, int(len(v) * 0.3))
+    med, scale = robust_baseline(v[base_mask], unit)
+    sign = -1.0 if direction == "down" else 1.0
+    dev = sign * (v - med)
+    if direction == "both":
+        dev = np.abs(v - med)
+    floor = ABS_FLOOR.get(unit, 0.0)
+    hi_thr = max(k_high * scale, floor)
+    lo_thr = max(k_low * scale, floor / 2)
+    high = dev > hi_thr
+    runs = _runs(high)
+    cands = []
+    for a, b in runs:  # inclusive indexes
+        if t[b] - t[a] < sustain:
+            continue
+        cands.append((a, b))
+    if not cands:
+        return None
+    if ref_time is not None:
+        near = [(a, b) for a, b in cands if t[a] <= ref_time + pd.Timedelta("5min")
+                and t[b] >= ref_time - lookback]
+        if not near:
+            return None
+        a, b = near[-1] if not any(t[x] <= ref_time <= t[y] for x, y in near) else next(
+            (x, y) for x, y in near if t[x] <= ref_time <= t[y])
+    else:
+        a, b = max(cands, key=lambda ab: float(dev[ab[0]:ab[1] + 1].sum()))
+    on = a
+    while on > 0 and dev[on - 1] > lo_thr:
+        on -= 1
+    peak_i = a + int(np.argmax(dev[a:b + 1]))
+    rec = None
+    i = b + 1
+    while i < len(v):
+        if dev[i] <= lo_thr:
+            j = i
+            while j < len(v) and dev[j] <= lo_thr and t[j] - t[i] < pd.Timedelta("2min"):
+                j += 1
+            if j >= len(v) or t[j] - t[i] >= pd.Timedelta("2min"):
+                rec = t[i]
+                break
+            i = j
+        i += 1
+    return Excursion(
+        onset=t[on],
+        peak_time=t[peak_i],
+        peak=float(v[peak_i]),
+        baseline=med,
+        scale=scale,
+        threshold=med + sign * hi_thr,
+        recovered=rec,
+        direction=direction,
+    )
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    out, start = [], None
+    for i, m in enumerate(mask):
+        if m and start is None:
+            start = i
+        elif not m and start is not None:
+            out.append((start, i - 1))
+            start = None
+    if start is not None:
+        out.append((start, len(mask) - 1))
+    return out

@@ -1,0 +1,85 @@
+"""Settings: where telemetry comes from, the severity policy, secrets from the environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InputError
+
+__all__ = ["load_config", "resolve_sources", "DEFAULT_SEVERITY_POLICY", "secret_from_env"]
+
+# Ordered rules: the first whose conditions all hold gives the severity.
+DEFAULT_SEVERITY_POLICY: list[dict[str, Any]] = [
+    {"level": "P1", "customer_error_share_min": 0.05},
+    {"level": "P1", "affected_services_min": 3, "customer_error_share_min": 0.02},
+    {"level": "P2", "customer_error_share_min": 0.01},
+    {"level": "P2", "customer_latency_ratio_min": 3.0},
+    {"level": "P3", "affected_services_min": 1},
+    {"level": "P4"},
+]
+_SECRET_KEYS = {"token", "password", "api_key", "apikey", "secret", "authorization"}
+
+
+def load_config(path: str | Path | None = None, data_dir: str | Path | None = None) -> dict:
+    """Read the YAML config (--config, INCIDENT_CONFIG, or <data_dir>/incident.yaml)."""
+    if path is None and data_dir is not None:
+        path = Path(data_dir) / "incident.yaml"
+    if path is None:
+        path = os.environ.get("INCIDENT_CONFIG")
+    if path is None:
+        raise InputError("no telemetry configured: pass --data DIR or --config FILE "
+                         "(or set INCIDENT_CONFIG); `incident demo` makes a demo dataset")
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"config file {p} does not exist: pass --config with an existing file")
+    try:
+        data = yaml.safe_load(p.read_text("utf-8")) or {}
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" line {line + 1}" if line is not None else ""
+        raise InputError(f"config file {p}{where} is not valid YAML: fix its syntax") from None
+    if not isinstance(data, dict) or "sources" not in data:
+        raise InputError(f"config file {p} has no 'sources' section: add sources.metrics/logs/"
+                         "changes")
+    for key in data:
+        if key.lower() in _SECRET_KEYS:
+            raise InputError(f"config file {p} holds a secret under {key!r}: put secrets in the "
+                             "environment and name the variable (e.g. token_env: PROM_TOKEN)")
+    data["_base"] = str(p.parent.resolve())
+    return data
+
+
+def resolve_sources(config: dict) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Sources with paths made absolute, and the topology; secrets stay env-var names only."""
+    base = Path(config.get("_base", "."))
+    sources: dict[str, Any] = {}
+    for kind in ("metrics", "logs", "changes"):
+        spec = dict(config["sources"].get(kind) or {})
+        if not spec:
+            raise InputError(f"config: sources.{kind} is missing: add kind and path/url")
+        for k in spec:
+            if k.lower() in _SECRET_KEYS:
+                raise InputError(f"config: sources.{kind}.{k} is a secret in the file: use "
+                                 f"{k}_env with the name of an environment variable")
+        if spec.get("kind") == "files":
+            spec["path"] = str((base / spec["path"]).resolve())
+        sources[kind] = spec
+    topo = config.get("topology") or {}
+    if isinstance(topo, str):
+        tpath = base / topo
+        if not tpath.is_file():
+            raise InputError(f"config: topology file {tpath} does not exist: fix the path")
+        topo = yaml.safe_load(tpath.read_text("utf-8")) or {}
+    if config.get("severity_policy"):
+        topo = {**topo, "severity_policy": config["severity_policy"]}
+    return sources, topo
+
+
+def secret_from_env(spec: dict[str, Any], key: str) -> str | None:
+    """Read a secret named by spec['<key>_env'] from the environment (never stored)."""
+    var = spec.get(f"{key}_env")
+    return os.environ.get(var) if var else None

@@ -1,0 +1,150 @@
+"""Core data: Incident, Severity, findings envelope."""
+
+from __future__ import annotations
+
+import enum
+import html
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from .errors import InputError
+
+__all__ = ["Incident", "Severity", "parse_time", "iso", "FINDINGS_SCHEMA"]
+
+FINDINGS_SCHEMA = "incident_lib.findings/v1"
+
+
+class Severity(enum.IntEnum):
+    """Incident severity on the P1 (worst) to P4 scale."""
+
+    P1 = 1
+    P2 = 2
+    P3 = 3
+    P4 = 4
+
+    @classmethod
+    def parse(cls, value: str | int | Severity) -> Severity:
+        """Parse P1-P4, SEV1-SEV4, 1-4 or critical/high/medium/low."""
+        if isinstance(value, Severity):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4:
+            return cls(value)
+        text = str(value).strip().lower().replace("-", "").replace(" ", "")
+        aliases = {"critical": 1, "high": 2, "medium": 3, "low": 4}
+        if text in aliases:
+            return cls(aliases[text])
+        for prefix in ("sev", "p", ""):
+            if text.startswith(prefix) and text[len(prefix):] in {"1", "2", "3", "4"}:
+                return cls(int(text[len(prefix):]))
+        raise InputError(
+            f"severity {str(value)[:40]!r} is unknown: use P1-P4, SEV1-SEV4 or "
+            "critical/high/medium/low"
+        )
+
+    @property
+    def label(self) -> str:
+        """Human label, e.g. 'P1 (SEV1, critical)'."""
+        words = {1: "critical", 2: "high", 3: "medium", 4: "low"}
+        return f"P{self.value} (SEV{self.value}, {words[self.value]})"
+
+
+def parse_time(value: str | datetime | pd.Timestamp, field_name: str = "time") -> pd.Timestamp:
+    """Parse an ISO-8601 time (UTC assumed if naive) or raise InputError naming the field."""
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise InputError(
+            f"{field_name} {str(value)[:40]!r} is not a time: use ISO-8601 like "
+            "2026-11-20T10:42:00Z"
+        ) from exc
+    if ts is pd.NaT or pd.isna(ts):
+        raise InputError(f"{field_name} is empty: use ISO-8601 like 2026-11-20T10:42:00Z")
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return ts.tz_convert("UTC")
+
+
+def iso(ts: pd.Timestamp | datetime | None) -> str | None:
+    """Format a time as ISO-8601 UTC with a Z, or None."""
+    if ts is None or (isinstance(ts, float) and pd.isna(ts)) or ts is pd.NaT:
+        return None
+    t = pd.Timestamp(ts)
+    if t.tzinfo is None:
+        t = t.tz_localize("UTC")
+    return t.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Incident:
+    """What is being investigated: read by every notebook from runs/<id>/incident.json."""
+
+    id: str
+    title: str
+    service: str
+    start: str
+    end: str
+    alert_time: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    source: str = "cli"
+    group_key: str | None = None
+    resolved_at: str | None = None
+    sources: dict[str, Any] = field(default_factory=dict)
+    topology: dict[str, Any] = field(default_factory=dict)
+    created: str = field(default_factory=lambda: iso(datetime.now(UTC)) or "")
+
+    @property
+    def start_ts(self) -> pd.Timestamp:
+        """Window start as a UTC timestamp."""
+        return parse_time(self.start, "start")
+
+    @property
+    def end_ts(self) -> pd.Timestamp:
+        """Window end as a UTC timestamp."""
+        return parse_time(self.end, "end")
+
+    @property
+    def alert_ts(self) -> pd.Timestamp | None:
+        """Alert time as a UTC timestamp, if the incident came from an alert."""
+        return parse_time(self.alert_time, "alert_time") if self.alert_time else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for incident.json."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Incident:
+        """Load from incident.json content."""
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def _repr_markdown_(self) -> str:
+        from .report.safe import md_inline
+
+        rows = [
+            ("Incident", self.id),
+            ("Title", self.title),
+            ("Service", self.service),
+            ("Window", f"{self.start} to {self.end}"),
+            ("Alert", self.alert_time or "none (opened by hand)"),
+        ]
+        body = "\n".join(f"| {k} | {md_inline(v)} |" for k, v in rows)
+        return "| | |\n|---|---|\n" + body + "\n"
+
+    def _repr_html_(self) -> str:
+        rows = [
+            ("Incident", self.id),
+            ("Title", self.title),
+            ("Service", self.service),
+            ("Window", f"{self.start} to {self.end}"),
+            ("Alert", self.alert_time or "none (opened by hand)"),
+        ]
+        cells = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+            f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"
+            for k, v in rows
+        )
+        return f"<table>{cells}</table>"

@@ -1,0 +1,175 @@
+"""A run folder: incident.json, evidence/, findings/, report files."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import InputError, StageError
+from .model import FINDINGS_SCHEMA, Incident, iso
+from .redact import redact_series
+from .sources.base import ChangeSource, LogSource, MetricSource, QueryResult
+from .storage import atomic_write_json, atomic_write_with, runs_root
+
+__all__ = ["Run", "open_run", "build_sources", "STAGES", "DEMO_RUN_ID"]
+
+STAGES = ["triage", "correlation", "five_whys", "postmortem"]
+DEMO_RUN_ID = "demo-payments"
+
+
+def build_sources(sources: dict[str, Any]) -> tuple[MetricSource, LogSource, ChangeSource]:
+    """Instantiate the three backends from the incident's sources section."""
+    from .sources import make_change_source, make_log_source, make_metric_source
+
+    return (
+        make_metric_source(sources["metrics"]),
+        make_log_source(sources["logs"]),
+        make_change_source(sources["changes"]),
+    )
+
+
+class Run:
+    """One investigation's folder and what the notebooks read and write there."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).resolve()
+        f = self.path / "incident.json"
+        if not f.is_file():
+            raise InputError(f"run folder {self.path} has no incident.json: create it with "
+                             "`incident run` or pass an existing run folder")
+        self.incident = Incident.from_dict(json.loads(f.read_text("utf-8")))
+        self._sources: tuple[MetricSource, LogSource, ChangeSource] | None = None
+        self.redact = os.environ.get("INCIDENT_REDACT", "1") != "0"
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    @property
+    def metrics(self) -> MetricSource:
+        """The metrics backend."""
+        return self._all()[0]
+
+    @property
+    def logs(self) -> LogSource:
+        """The logs backend."""
+        return self._all()[1]
+
+    @property
+    def changes(self) -> ChangeSource:
+        """The changes backend."""
+        return self._all()[2]
+
+    def _all(self) -> tuple[MetricSource, LogSource, ChangeSource]:
+        if self._sources is None:
+            self._sources = build_sources(self.incident.sources)
+        return self._sources
+
+    def dir(self, name: str) -> Path:
+        """A sub-folder of the run (created)."""
+        d = self.path / name
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def record(self, name: str, result: QueryResult, stage: str) -> pd.DataFrame:
+        """Save a query result as evidence/<name>.parquet with its query text; return the frame."""
+        frame = result.frame.copy()
+        if self.redact:
+            for col in ("message", "description"):
+                if col in frame.columns and len(frame):
+                    frame[col] = redact_series(frame[col])
+        meta = {
+            "name": name,
+            "stage": stage,
+            "query": result.query,
+            "backend": result.backend,
+            "rows": int(len(frame)),
+            "partial": bool(result.partial),
+            "warnings": list(result.warnings)[:20],
+            "notes": result.notes,
+            "recorded": iso(datetime.now(UTC)),
+        }
+        table = pa.Table.from_pandas(_parquet_safe(frame), preserve_index=False)
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), b"incident_lib": json.dumps(meta, default=str)}
+        )
+        path = self.dir("evidence") / f"{name}.parquet"
+        atomic_write_with(path, lambda tmp: pq.write_table(table, tmp))
+        index_path = self.path / "evidence" / "index.json"
+        index = json.loads(index_path.read_text("utf-8")) if index_path.is_file() else {}
+        index[name] = meta
+        atomic_write_json(index_path, index)
+        return frame
+
+    def evidence(self, name: str) -> pd.DataFrame:
+        """Load a recorded evidence frame."""
+        return pq.read_table(self.path / "evidence" / f"{name}.parquet").to_pandas()
+
+    def evidence_index(self) -> dict[str, Any]:
+        """Metadata of all recorded evidence (query text, rows, partial, warnings)."""
+        p = self.path / "evidence" / "index.json"
+        return json.loads(p.read_text("utf-8")) if p.is_file() else {}
+
+    def save_findings(self, stage: str, data: dict[str, Any]) -> Path:
+        """Write findings/<stage>.json atomically in the versioned envelope."""
+        if stage not in STAGES:
+            raise StageError(f"unknown stage {stage!r}")
+        envelope = {
+            "schema": FINDINGS_SCHEMA,
+            "stage": stage,
+            "incident_id": self.incident.id,
+            "run_token": os.environ.get("INCIDENT_RUN_TOKEN", ""),
+            "created": iso(datetime.now(UTC)),
+            "data": data,
+        }
+        path = self.dir("findings") / f"{stage}.json"
+        atomic_write_json(path, envelope)
+        return path
+
+    def findings(self, stage: str) -> dict[str, Any] | None:
+        """A stage's findings data, or None if that stage did not produce any."""
+        p = self.path / "findings" / f"{stage}.json"
+        if not p.is_file():
+            return None
+        try:
+            env = json.loads(p.read_text("utf-8"))
+        except json.JSONDecodeError:
+            return None
+        return env.get("data")
+
+    def status(self) -> dict[str, Any]:
+        """The runner's status.json (empty when run by hand)."""
+        p = self.path / "status.json"
+        return json.loads(p.read_text("utf-8")) if p.is_file() else {}
+
+
+def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            out[col] = out[col].map(lambda v: v if v is None or isinstance(v, str) else str(v))
+    return out
+
+
+def open_run(run_dir: str | Path | None = None) -> Run:
+    """Open a run folder; empty/None opens the bundled demo incident (created on first use)."""
+    if run_dir:
+        return Run(run_dir)
+    path = runs_root() / DEMO_RUN_ID
+    if not (path / "incident.json").is_file():
+        from .runner import create_demo_run
+
+        path = create_demo_run()
+    return Run(path)
+
+
+def new_run_token() -> str:
+    """A random token identifying one runner execution of a stage."""
+    return uuid.uuid4().hex

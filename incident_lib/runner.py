@@ -1,0 +1,254 @@
+"""Create run folders and execute the four notebooks with papermill, keeping our own status."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import IncidentError, InputError
+from .model import Incident, iso
+from .run import DEMO_RUN_ID, STAGES, Run, new_run_token
+from .storage import (
+    atomic_write_json,
+    atomic_write_text,
+    project_root,
+    runs_root,
+    validate_incident_id,
+)
+
+__all__ = ["NOTEBOOKS", "create_run", "execute", "create_demo_run", "notebook_path",
+           "run_path", "RunLocked", "PARAMETER_NAMES"]
+
+NOTEBOOKS = {
+    "triage": "01_triage.ipynb",
+    "correlation": "02_correlation.ipynb",
+    "five_whys": "03_five_whys.ipynb",
+    "postmortem": "04_postmortem.ipynb",
+}
+PARAMETER_NAMES = frozenset({"run_dir"})  # the only papermill parameter ever injected
+DEFAULT_CELL_TIMEOUT = 600
+
+
+class RunLocked(IncidentError):
+    """Another process is executing this run."""
+
+
+def notebook_path(stage: str) -> Path:
+    """The notebook of a stage; only files inside the project's notebooks/ folder."""
+    if stage not in NOTEBOOKS:
+        raise InputError(f"stage {stage[:40]!r} is unknown: use one of {', '.join(STAGES)}")
+    folder = (project_root() / "notebooks").resolve()
+    path = (folder / NOTEBOOKS[stage]).resolve()
+    if path.parent != folder or not path.is_file():
+        raise InputError(f"notebook {NOTEBOOKS[stage]} is missing from {folder}")
+    return path
+
+
+def run_path(incident_id: str, root: Path | None = None) -> Path:
+    """runs/<id>, after checking the id cannot escape the runs folder."""
+    validate_incident_id(incident_id)
+    base = (root or runs_root()).resolve()
+    path = (base / incident_id).resolve()
+    if path.parent != base:
+        raise InputError(f"incident id {incident_id!r} would leave the runs folder")
+    return path
+
+
+def create_run(incident: Incident, root: Path | None = None, replace: bool = False) -> Path:
+    """Create runs/<id>/incident.json atomically (temp folder, then rename)."""
+    path = run_path(incident.id, root)
+    if path.exists():
+        if not replace:
+            raise InputError(f"run {incident.id} already exists at {path}: pass a new --id, "
+                             "or `incident report` to re-render it")
+        with run_lock(path):
+            shutil.rmtree(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{incident.id}.", dir=path.parent))
+    try:
+        atomic_write_json(tmp / "incident.json", incident.to_dict())
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+@contextmanager
+def run_lock(path: Path) -> Iterator[None]:
+    """Exclusive, non-blocking lock on a run: the same id never runs twice at once."""
+    path.mkdir(parents=True, exist_ok=True)
+    fh = open(path / ".lock", "w")  # noqa: SIM115
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunLocked(f"run {path.name} is already being executed by another process")\
+                from None
+        yield
+    finally:
+        fh.close()
+
+
+def _now() -> str:
+    return iso(datetime.now(UTC)) or ""
+
+
+class _Status:
+    def __init__(self, path: Path, stages: list[str]) -> None:
+        self.path = path / "status.json"
+        old = json.loads(self.path.read_text("utf-8")) if self.path.is_file() else {}
+        self.data: dict[str, Any] = {
+            "incident_id": path.name, "state": "running", "started": _now(), "ended": None,
+            "stages": {s: old.get("stages", {}).get(s, {"state": "pending"}) for s in STAGES},
+            "report": None,
+        }
+        for s in stages:
+            self.data["stages"][s] = {"state": "pending"}
+        self.write()
+
+    def write(self) -> None:
+        atomic_write_json(self.path, self.data)
+
+    def stage(self, name: str, **kw: Any) -> None:
+        self.data["stages"][name].update(kw)
+        self.write()
+
+
+def _classify(exc: BaseException) -> tuple[str, str]:
+    """Map a papermill/nbclient failure to (state, one-line reason)."""
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        return "failed", f"cell {exc.exec_count} raised {exc.ename}: {str(exc.evalue)[:300]}"
+    if isinstance(exc, CellTimeoutError | TimeoutError):
+        return "timeout", f"a cell ran past its timeout: {str(exc).splitlines()[0][:200]}"
+    if isinstance(exc, DeadKernelError):
+        return "failed", "the kernel died (killed, out of memory or os._exit)"
+    name = type(exc).__name__
+    if "Kernel" in name or "kernel" in str(exc).lower():
+        return "failed", f"the kernel could not start or run: {name}: {str(exc)[:200]}"
+    return "failed", f"{name}: {str(exc)[:300]}"
+
+
+def execute(
+    path: Path,
+    stages: list[str] | None = None,
+    *,
+    cell_timeout: int = DEFAULT_CELL_TIMEOUT,
+    kernel_name: str = "python3",
+    export: bool = True,
+) -> dict[str, Any]:
+    """Run the stages' notebooks in order into <run>/notebooks/, then export; return status."""
+    import papermill as pm
+
+    path = Path(path).resolve()
+    stages = stages or list(STAGES)
+    with run_lock(path):
+        status = _Status(path, stages)
+        out_dir = path / "notebooks"
+        out_dir.mkdir(exist_ok=True)
+        for stage in stages:
+            token = new_run_token()
+            status.stage(stage, state="running", started=_now(), ended=None, error=None)
+            out_nb = out_dir / NOTEBOOKS[stage]
+            params = {"run_dir": str(path)}
+            assert set(params) <= PARAMETER_NAMES
+            old_token = os.environ.get("INCIDENT_RUN_TOKEN")
+            os.environ["INCIDENT_RUN_TOKEN"] = token
+            t0 = time.monotonic()
+            try:
+                pm.execute_notebook(
+                    str(notebook_path(stage)), str(out_nb), parameters=params,
+                    kernel_name=kernel_name, cwd=str(path), execution_timeout=cell_timeout,
+                    progress_bar=False, log_output=False, request_save_on_cell_execute=False,
+                )
+                state, error = _check_findings(path, stage, token)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a stage state
+                state, error = _classify(exc)
+            finally:
+                if old_token is None:
+                    os.environ.pop("INCIDENT_RUN_TOKEN", None)
+                else:
+                    os.environ["INCIDENT_RUN_TOKEN"] = old_token
+            status.stage(stage, state=state, ended=_now(), error=error,
+                         seconds=round(time.monotonic() - t0, 2),
+                         notebook=f"notebooks/{NOTEBOOKS[stage]}")
+        report = path / "report.md"
+        if "postmortem" in stages and status.data["stages"]["postmortem"]["state"] != "ok":
+            _fallback_report(path)
+        if export:
+            _export_notebooks(path, status)
+        states = [status.data["stages"][s]["state"] for s in stages]
+        status.data["state"] = "ok" if all(s == "ok" for s in states) else (
+            "partial" if report.is_file() else "failed")
+        status.data["report"] = "report.md" if report.is_file() else None
+        status.data["ended"] = _now()
+        status.write()
+        return status.data
+
+
+def _check_findings(path: Path, stage: str, token: str) -> tuple[str, str | None]:
+    f = path / "findings" / f"{stage}.json"
+    try:
+        env = json.loads(f.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return "failed", "the notebook ended without writing its findings (early exit?)"
+    if env.get("run_token") != token:
+        return "failed", "the notebook ended without writing its findings (early exit?)"
+    return "ok", None
+
+
+def _fallback_report(path: Path) -> None:
+    from .stages.postmortem import render_report
+
+    try:
+        render_report(Run(path))
+    except Exception as exc:  # noqa: BLE001 - the report must exist whatever happened
+        atomic_write_text(path / "report.md", (
+            f"# Postmortem {path.name}\n\n> **The report could not be rendered** "
+            f"({type(exc).__name__}). See status.json for each stage's state.\n"))
+
+
+def _export_notebooks(path: Path, status: _Status) -> None:
+    """Executed notebooks -> Markdown (inputs hidden, Markdown tables, figures in *_files/)."""
+    from .report.export import export_markdown
+
+    for stage, nb in NOTEBOOKS.items():
+        src = path / "notebooks" / nb
+        if src.is_file():
+            try:
+                export_markdown(src, src.with_suffix(".md"))
+            except Exception as exc:  # noqa: BLE001 - export problems never fail the run
+                status.data.setdefault("export_errors", {})[stage] = f"{type(exc).__name__}"
+
+
+def create_demo_run(root: Path | None = None, data: Path | None = None,
+                    incident_id: str = DEMO_RUN_ID) -> Path:
+    """Generate demo telemetry if needed and create the demo incident's run folder."""
+    from .alerts import incident_from_alert
+    from .config import load_config
+    from .demo import generate_demo
+
+    data = data or demo_data_dir()
+    if not (data / "incident.yaml").is_file():
+        generate_demo(data)
+    config = load_config(data_dir=data)
+    payload = json.loads((data / "alert.json").read_text("utf-8"))
+    inc = incident_from_alert(payload, config, incident_id=incident_id)
+    return create_run(inc, root, replace=True)
+
+
+def demo_data_dir(seed: int = 42, size: int = 200_000) -> Path:
+    """Where the demo telemetry lives (git-ignored, under runs/.data)."""
+    return runs_root() / ".data" / f"demo-s{seed}-n{size}"

@@ -1,0 +1,126 @@
+"""Backend protocols and the result type every source returns."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from ..errors import QueryError, SourceError
+
+__all__ = [
+    "QueryResult",
+    "MetricSource",
+    "LogSource",
+    "ChangeSource",
+    "SourceError",
+    "QueryError",
+    "LOG_COLUMNS",
+    "CHANGE_COLUMNS",
+    "MAX_POINTS",
+    "choose_step",
+    "time_grid",
+]
+
+# Normalised column names every LogSource / ChangeSource returns.
+LOG_COLUMNS = ["time", "service", "level", "message", "host", "trace_id", "status"]
+CHANGE_COLUMNS = ["time", "service", "type", "id", "description", "version", "author"]
+
+
+@dataclass
+class QueryResult:
+    """A query's answer plus what is needed to trust it (query text, partial, warnings)."""
+
+    frame: pd.DataFrame
+    query: str
+    backend: str
+    warnings: list[str] = field(default_factory=list)
+    partial: bool = False
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        """True when the backend returned no data (a finding, not an error)."""
+        return self.frame.empty
+
+
+@runtime_checkable
+class MetricSource(Protocol):
+    """Evaluates named signals (see signals.yaml) over a time range."""
+
+    backend: str
+
+    def query_signal(
+        self,
+        signal: str,
+        start: pd.Timestamp,
+        end: pd.Timestamp,
+        step: float,
+        filters: dict[str, str] | None = None,
+    ) -> QueryResult:
+        """Long frame with columns time, <labels...>, value."""
+        ...
+
+    def services(self) -> list[str]:
+        """Known service names."""
+        ...
+
+
+@runtime_checkable
+class LogSource(Protocol):
+    """Log lines with ECS fields, plus pushed-down counts."""
+
+    backend: str
+
+    def read_logs(
+        self,
+        start: pd.Timestamp,
+        end: pd.Timestamp,
+        *,
+        services: list[str] | None = None,
+        limit: int | None = None,
+    ) -> QueryResult:
+        """Raw lines (columns LOG_COLUMNS), capped at limit; notes say read/matched/sampling."""
+        ...
+
+    def count_over_time(
+        self, start: pd.Timestamp, end: pd.Timestamp, interval: str, by: list[str]
+    ) -> QueryResult:
+        """Counts per time bucket and the `by` columns (from LOG_COLUMNS)."""
+        ...
+
+
+@runtime_checkable
+class ChangeSource(Protocol):
+    """Deploys, config changes and feature flags."""
+
+    backend: str
+
+    def changes(self, start: pd.Timestamp, end: pd.Timestamp) -> QueryResult:
+        """Change events (columns CHANGE_COLUMNS) in [start, end]."""
+        ...
+
+
+MAX_POINTS = 11_000
+
+
+def choose_step(
+    start: pd.Timestamp, end: pd.Timestamp, target_points: int = 1000, min_step: float = 15.0
+) -> float:
+    """A step (seconds, multiple of min_step) giving at most target_points (< 11,000) points."""
+    span = max((end - start).total_seconds(), min_step)
+    target = min(target_points, MAX_POINTS - 1)
+    mult = max(1, math.ceil(span / target / min_step))
+    return float(mult * min_step)
+
+
+def time_grid(start: pd.Timestamp, end: pd.Timestamp, step: float) -> np.ndarray:
+    """Evaluation times (epoch seconds) aligned to multiples of step, inside [start, end]."""
+    s = math.ceil(start.timestamp() / step) * step
+    e = end.timestamp()
+    if s > e:
+        return np.array([], dtype=float)
+    return np.arange(s, e + 1e-9, step, dtype=float)

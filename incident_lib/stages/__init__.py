@@ -1,0 +1,1 @@
+"""The four investigation stages; each notebook calls into one of these modules."""

@@ -1,0 +1,163 @@
+"""Stage 2, correlation: log templates, what changed, metric anomalies, changes, suspects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ..analysis.anomalies import rank_anomalies
+from ..analysis.spikes import template_changes, what_changed
+from ..analysis.suspects import rank_suspects
+from ..analysis.templates import mine_templates
+from ..errors import StageError
+from ..model import iso
+from ..report.display import Section
+from ..report.render import fmt_time
+from ..report.safe import md_inline, md_table
+from ..run import Run
+from ..signals import signals
+from ..sources.base import QueryResult
+from .common import calls_of, signal_frames, windows
+from .triage import _records
+
+__all__ = ["context", "load_logs", "log_templates", "log_fields", "anomalies", "changes",
+           "suspects", "save"]
+
+DEFAULT_MAX_LINES = 200_000
+
+
+def context(run: Run) -> Section:
+    """Triage findings this stage builds on, and the baseline/incident windows."""
+    tri = run.findings("triage")
+    if tri is None:
+        raise StageError("triage findings are missing: run 01_triage first (or `incident run`)")
+    w = windows(tri, run)
+    md = (f"- Baseline: {fmt_time(w['baseline'][0])} to {fmt_time(w['baseline'][1])}\n"
+          f"- Incident: {fmt_time(w['incident'][0])} to {fmt_time(w['incident'][1])}\n"
+          f"- Severity from triage: {md_inline(tri['severity']['label'])}")
+    return Section("Windows", md, {"triage": tri, **w})
+
+
+def load_logs(run: Run, ctx: Section) -> Section:
+    """Log lines over baseline+incident (capped, sampling reported), mined into templates."""
+    b0 = ctx.data["baseline"][0]
+    i1 = ctx.data["incident"][1]
+    cap = int(run.incident.sources.get("logs", {}).get("max_lines", DEFAULT_MAX_LINES))
+    res = run.logs.read_logs(b0, i1, limit=cap)
+    df = res.frame
+    ids, texts = mine_templates(df["message"].astype(str).tolist()) if len(df) else ([], {})
+    df = df.assign(template_id=ids, template=[texts[i] for i in ids])
+    df = run.record("logs", QueryResult(df, res.query, res.backend, res.warnings, res.partial,
+                                        res.notes), "correlation")
+    df["time"] = pd.to_datetime(df["time"], utc=True)
+    n = res.notes
+    md = (f"Read **{n.get('read', len(df)):,}** lines of **{n.get('matched', len(df)):,}** "
+          f"matching ({md_inline(n.get('sampling', 'all lines'))}); "
+          f"**{len(texts):,}** templates.")
+    if res.partial:
+        md += "\n\n**Partial results:** the backend did not answer fully (see warnings)."
+    for w in res.warnings[:5]:
+        md += f"\n- warning: {md_inline(w)}"
+    stats = {"matched": n.get("matched", len(df)), "read": n.get("read", len(df)),
+             "sampling": n.get("sampling", "all lines"), "templates": len(texts),
+             "partial": res.partial, "warnings": res.warnings[:20]}
+    return Section("Logs read", md, {"frame": df, "stats": stats})
+
+
+def log_templates(run: Run, ctx: Section, logs: Section) -> Section:
+    """Templates new or surging in the incident window (Poisson test, BH false discovery)."""
+    df = logs.data["frame"]
+    tc = template_changes(df, ctx.data["baseline"], ctx.data["incident"])
+    run.record("log_templates", QueryResult(tc, "template counts per service: incident window "
+                                                "vs baseline (binomial test, BH)", "analysis"),
+               "correlation")
+    md = md_table(tc, ["service", "status", "level", "template", "baseline_count",
+                       "incident_count", "rate_ratio", "q_value"], max_rows=15,
+                  code_columns=["template"])
+    return Section("New or surging log templates", md, {"frame": tc})
+
+
+def log_fields(run: Run, ctx: Section, logs: Section) -> Section:
+    """Field values and pairs over-represented in the incident window."""
+    df = logs.data["frame"]
+    b0, b1 = ctx.data["baseline"]
+    i0, i1 = ctx.data["incident"]
+    base = df[(df["time"] >= b0) & (df["time"] < b1)]
+    inc = df[(df["time"] >= i0) & (df["time"] <= i1)]
+    fields = [c for c in ("service", "host", "level", "status", "template_id") if c in df]
+    wc = what_changed(base, inc, fields, max((b1 - b0).total_seconds() / 60, 1e-9),
+                      max((i1 - i0).total_seconds() / 60, 1e-9))
+    run.record("what_changed", QueryResult(wc, f"over-representation of {fields} and pairs: "
+                                               "incident vs baseline (binomial test, BH)",
+                                           "analysis"), "correlation")
+    md = md_table(wc, ["field", "value", "baseline_count", "incident_count", "rate_ratio",
+                       "q_value"], max_rows=12)
+    return Section("What changed in the logs", md, {"frame": wc})
+
+
+def anomalies(run: Run, ctx: Section) -> Section:
+    """Metric anomalies ranked across services (robust z of the incident window)."""
+    frames = signal_frames(run, "correlation")
+    defs = signals()
+    tri = ctx.data["triage"]
+    ref = pd.Timestamp(tri["onset"]["ref_time"]) if tri["onset"].get("ref_time") else None
+    an = rank_anomalies(frames, {k: d.unit for k, d in defs.items()},
+                        {k: d.direction for k, d in defs.items()}, ctx.data["baseline"],
+                        ctx.data["incident"], ref_time=ref)
+    run.record("anomalies", QueryResult(an, "robust z of incident-window median vs baseline "
+                                            "per signal and service", "analysis"), "correlation")
+    md = md_table(an, ["signal", "service", "baseline", "incident", "z", "score", "onset"],
+                  max_rows=12)
+    return Section("Metric anomalies", md, {"frame": an})
+
+
+def changes(run: Run, ctx: Section) -> Section:
+    """Changes in the hour before onset (from triage evidence when present)."""
+    if "changes" in run.evidence_index():
+        df = run.evidence("changes")
+    else:
+        inc = run.incident
+        df = run.record("changes", run.changes.changes(inc.start_ts, inc.end_ts), "correlation")
+    if len(df):
+        df["time"] = pd.to_datetime(df["time"], utc=True)
+    onset = ctx.data["incident"][0]
+    near = df[(df["time"] >= onset - pd.Timedelta("60min"))
+              & (df["time"] <= onset + pd.Timedelta("5min"))].copy() if len(df) else df
+    if len(near):
+        near["minutes_before_onset"] = ((onset - near["time"]).dt.total_seconds() / 60).round(1)
+    md = md_table(near, ["time", "service", "type", "id", "description",
+                         "minutes_before_onset"])
+    return Section("Changes near onset", md, {"frame": df, "near": near})
+
+
+def suspects(run: Run, ctx: Section, an: Section, tpl: Section, ch: Section) -> Section:
+    """Ranked suspects, each with its evidence and score breakdown."""
+    ranked = rank_suspects(an.data["frame"], tpl.data["frame"], ch.data["frame"], calls_of(run),
+                           ctx.data["incident"][0])
+    rows = [{"rank": s["rank"], "service": s["service"], "change": s["change_id"] or "",
+             "score": s["score"], **s["breakdown"]} for s in ranked]
+    md = md_table(rows, max_rows=10)
+    for s in ranked[:3]:
+        md += f"\n**#{s['rank']} {md_inline(s['service'])}**"
+        if s["change_id"]:
+            md += f" with {md_inline(s['change_id'])} ({md_inline(s['change'])})"
+        md += "\n" + "\n".join(f"- {md_inline(e['kind'])}: {md_inline(e['text'])}"
+                               for e in s["evidence"]) + "\n"
+    return Section("Suspects", md, {"ranked": ranked})
+
+
+def save(run: Run, logs: Section, tpl: Section, fields: Section, an: Section, ch: Section,
+         sus: Section, ctx: Section) -> Any:
+    """Write findings/correlation.json."""
+    data = {
+        "windows": {k: [iso(ctx.data[k][0]), iso(ctx.data[k][1])]
+                    for k in ("baseline", "incident")},
+        "logs": logs.data["stats"],
+        "templates": _records(tpl.data["frame"].head(30)),
+        "what_changed": _records(fields.data["frame"].head(30)),
+        "anomalies": _records(an.data["frame"].head(30)),
+        "changes_near_onset": _records(ch.data["near"]),
+        "suspects": sus.data["ranked"][:10],
+    }
+    return run.save_findings("correlation", data)

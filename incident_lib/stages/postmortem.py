@@ -1,0 +1,129 @@
+"""Stage 4, postmortem: timeline and report.md rendered from every stage's findings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ..analysis.timeline import build_timeline
+from ..model import iso
+from ..report.display import Section
+from ..report.render import render_template
+from ..run import STAGES, Run
+from ..signals import signals
+from ..storage import atomic_write_text
+
+__all__ = ["gather", "timeline", "render", "save", "render_report"]
+
+
+def gather(run: Run) -> Section:
+    """All findings, and which are missing and why (from the runner's status.json)."""
+    found = {s: run.findings(s) for s in STAGES[:3]}
+    status = run.status().get("stages", {})
+    missing = []
+    for s, f in found.items():
+        if f is None:
+            st = status.get(s, {})
+            why = st.get("error") or (f"stage {st['state']}" if st.get("state") else
+                                      "stage has not run")
+            missing.append({"stage": s, "why": why})
+    idx = run.evidence_index()
+    partial = [{"evidence": k, "warnings": v.get("warnings", [])} for k, v in idx.items()
+               if v.get("partial")]
+    md = "All stages produced findings." if not missing else "Missing: " + "; ".join(
+        f"{m['stage']} ({m['why']})" for m in missing)
+    return Section("Inputs", md, {"findings": found, "missing": missing, "partial": partial,
+                                  "evidence": idx})
+
+
+def timeline(run: Run, g: Section) -> Section:
+    """Timeline table: changes, first movers, onset, alert, mitigation, recovery, resolve."""
+    tri = g.data["findings"]["triage"] or {}
+    inc = run.incident
+    ev: list[dict[str, Any]] = []
+    for c in tri.get("changes", []):
+        ev.append({"time": c["time"], "event": f"{c['type']} {c['id']} on {c['service']}: "
+                                               f"{c['description']}", "source": "changes"})
+    movers = tri.get("onset", {}).get("first_movers", [])
+    if movers:
+        m = movers[0]
+        ev.append({"time": m["onset"], "event": f"first signal moved: {m['series']}",
+                   "source": "metrics"})
+    if tri.get("onset", {}).get("time"):
+        ev.append({"time": tri["onset"]["time"], "event": "incident onset (impact begins)",
+                   "source": "metrics (detected)"})
+    if inc.alert_time:
+        ev.append({"time": inc.alert_time, "event": f"alert fired: {inc.title}",
+                   "source": "alertmanager"})
+    ev.append({"time": inc.created, "event": "investigation started", "source": "incident_lib"})
+    rec = (tri.get("impact") or {}).get("recovered")
+    if rec:
+        ev.append({"time": rec, "event": "signals back to baseline (mitigated)",
+                   "source": "metrics (detected)"})
+    if inc.resolved_at:
+        ev.append({"time": inc.resolved_at, "event": "alert resolved", "source": "alertmanager"})
+    tl = build_timeline(ev)
+    for e in tl:
+        e["when"] = pd.Timestamp(e["time"]).strftime("%Y-%m-%d %H:%M:%S")
+    return Section("Timeline", "", {"events": tl})
+
+
+def _context(run: Run, g: Section, tl: Section) -> dict[str, Any]:
+    f = g.data["findings"]
+    tri, cor, why = f["triage"] or {}, f["correlation"] or {}, f["five_whys"] or {}
+    inc = run.incident
+    onset = (tri.get("onset") or {}).get("time")
+    mttd = None
+    if onset and inc.alert_time:
+        mttd = (pd.Timestamp(inc.alert_time) - pd.Timestamp(onset)).total_seconds()
+    suspects = cor.get("suspects") or []
+    top = suspects[0] if suspects else None
+    mitigation = next((c for c in tri.get("changes", []) if c.get("type") == "rollback"
+                       and onset and pd.Timestamp(c["time"]) >= pd.Timestamp(onset)), None)
+    queries = [{"name": k, "query": v.get("query", ""), "backend": v.get("backend", ""),
+                "rows": v.get("rows", 0), "partial": v.get("partial", False)}
+               for k, v in g.data["evidence"].items()]
+    return {
+        "early_signal": _early_signal(tri, onset),
+        "incident": inc, "triage": tri, "correlation": cor, "whys": why.get("whys", []),
+        "decision": why.get("decision"), "severity": tri.get("severity"),
+        "impact": tri.get("impact") or {}, "onset": onset, "mttd_s": mttd, "top": top,
+        "suspects": suspects[:5], "mitigation": mitigation, "timeline": tl.data["events"],
+        "missing": g.data["missing"], "partial": g.data["partial"], "queries": queries,
+        "confident": bool(top and top["score"] >= 0.7 and top.get("evidence")),
+        "generated": iso(pd.Timestamp.now(tz="UTC")),
+    }
+
+
+def _early_signal(tri: dict[str, Any], onset: str | None) -> dict[str, Any] | None:
+    """The earliest utilisation signal (a share of a limit) that moved before the onset."""
+    if not onset:
+        return None
+    defs = signals()
+    for m in (tri.get("onset") or {}).get("first_movers", []):
+        d = defs.get(m.get("signal", ""))
+        if d and d.golden == "saturation" and d.unit == "ratio" and m["onset"] <= onset:
+            return m
+    return None
+
+
+def render(run: Run, g: Section, tl: Section) -> Section:
+    """Render templates/postmortem.md.j2 and write report.md atomically."""
+    text = render_template("postmortem.md.j2", _context(run, g, tl))
+    path = run.path / "report.md"
+    atomic_write_text(path, text)
+    return Section("Report", text, {"path": str(path), "text": text})
+
+
+def save(run: Run, g: Section, report: Section) -> Any:
+    """Write findings/postmortem.json."""
+    return run.save_findings("postmortem", {"report": "report.md", "missing": g.data["missing"],
+                                            "partial": g.data["partial"]})
+
+
+def render_report(run: Run) -> str:
+    """Gather, build the timeline and write report.md (used by the runner as a fallback too)."""
+    g = gather(run)
+    rep = render(run, g, timeline(run, g))
+    return rep.data["path"]

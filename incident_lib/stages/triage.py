@@ -1,0 +1,251 @@
+"""Stage 1, triage: golden signals, onset, blast radius, severity, first status update."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..analysis.onset import find_excursion
+from ..analysis.severity import assess_severity
+from ..config import DEFAULT_SEVERITY_POLICY
+from ..model import iso
+from ..report.display import Section
+from ..report.plots import plot_golden_signals
+from ..report.render import fmt_duration, fmt_pct, fmt_time, render_template
+from ..report.safe import md_inline, md_table
+from ..run import Run
+from ..signals import signals
+from .common import entrypoints_of, signal_frames
+
+__all__ = ["golden_signals", "detect_onset", "measure_impact", "assess", "plot",
+           "recent_changes", "status_update", "save"]
+
+IMPACT_SIGNALS = ["error_rate", "latency_p99"]
+
+
+def golden_signals(run: Run) -> Section:
+    """Query every named signal over the window (recorded as evidence) and summarise peaks."""
+    frames = signal_frames(run, "triage")
+    rows = []
+    for name, df in frames.items():
+        if df.empty:
+            rows.append({"signal": name, "service": "(no data)", "min": np.nan, "median": np.nan,
+                         "max": np.nan})
+            continue
+        for svc, g in df.groupby("service"):
+            v = g["value"].astype(float)
+            rows.append({"signal": name, "service": svc, "min": v.min(), "median": v.median(),
+                         "max": v.max()})
+    table = pd.DataFrame(rows)
+    no_data = [n for n, df in frames.items() if df.empty]
+    md = md_table(table, max_rows=40)
+    if no_data:
+        md += f"\nNo data for: {', '.join(md_inline(n) for n in no_data)}.\n"
+    return Section("Golden signals", md, {"frames": frames, "no_data": no_data})
+
+
+def detect_onset(run: Run, sig: Section) -> Section:
+    """Onset of the incident (earliest impact excursion) and which series moved first."""
+    frames: dict[str, pd.DataFrame] = sig.data["frames"]
+    defs = signals()
+    ref = run.incident.alert_ts
+    if ref is None:  # opened by hand: anchor on the incident service's largest excursion
+        df = frames.get("error_rate", pd.DataFrame())
+        own = df[df["service"] == run.incident.service] if not df.empty else df
+        exc = find_excursion(own.set_index("time")["value"], unit="ratio") if len(own) else None
+        ref = exc.peak_time if exc else run.incident.end_ts
+    movers = []
+    for name, df in frames.items():
+        if df.empty:
+            continue
+        d = defs[name]
+        for svc, g in df.groupby("service"):
+            exc = find_excursion(g.set_index("time")["value"].astype(float), unit=d.unit,
+                                 direction=d.direction, ref_time=ref)
+            if exc is None:
+                continue
+            movers.append({"series": f"{name}{{service={svc}}}", "signal": name,
+                           "service": str(svc), "onset": exc.onset, "baseline": exc.baseline,
+                           "peak": exc.peak, "recovered": exc.recovered,
+                           "impact": name in IMPACT_SIGNALS})
+    mv = pd.DataFrame(movers)
+    if mv.empty:
+        md = "No sustained excursion found in any signal: **no onset detected** (no data or no "\
+             "change). Check the window and the backends."
+        return Section("Onset", md, {"time": None, "movers": mv, "affected": []})
+    mv = mv.sort_values("onset").reset_index(drop=True)
+    imp = mv[mv["impact"]]
+    onset = imp["onset"].min() if len(imp) else mv["onset"].min()
+    affected = sorted(imp["service"].unique().tolist()) if len(imp) else []
+    first = mv.iloc[0]
+    md = (f"**Onset: {fmt_time(onset)}** (earliest sustained excursion of an impact signal)."
+          f" First series to move: `{md_inline(first['series'])}` at {fmt_time(first['onset'])}."
+          f"\n\n" + md_table(mv.drop(columns=["impact"]), max_rows=15, code_columns=["series"]))
+    return Section("Onset", md, {"time": onset, "movers": mv, "affected": affected,
+                                 "ref_time": ref})
+
+
+def _window_sum(df: pd.DataFrame, services: list[str], t0, t1) -> pd.DataFrame:
+    d = df[df["service"].isin(services) & (df["time"] >= t0) & (df["time"] <= t1)]
+    return d.pivot_table(index="time", columns="service", values="value")
+
+
+def measure_impact(run: Run, sig: Section, onset: Section) -> Section:
+    """Blast radius: affected services, share of customer-facing requests failing, duration."""
+    frames = sig.data["frames"]
+    t_on = onset.data["time"]
+    inc = run.incident
+    as_of = min(pd.Timestamp(datetime.now(UTC)), inc.end_ts)
+    if t_on is None:
+        return Section("Impact", "No onset, so no measurable impact.",
+                       {"affected_services": [], "customer_error_share": 0.0, "status": "unknown",
+                        "as_of": iso(as_of)})
+    mv = onset.data["movers"]
+    imp = mv[mv["impact"]]
+    recs = imp["recovered"].tolist()
+    recovered = None if any(r is None or pd.isna(r) for r in recs) else max(recs)
+    t_end = recovered if recovered is not None else as_of
+    eps = entrypoints_of(run)
+    err = _window_sum(frames["error_rate"], eps, t_on, t_end)
+    tra = _window_sum(frames["traffic"], eps, t_on, t_end)
+    err, tra = err.align(tra, join="inner")
+    share = float((err * tra).sum().sum() / tra.sum().sum()) if tra.size else 0.0
+    inc_df = frames["traffic"]
+    step = _step(inc_df)
+    failed = float((err * tra).sum().sum() * step)
+    total = float(tra.sum().sum() * step)
+    lat = frames["latency_p99"]
+    ratios = []
+    for ep in eps:
+        g = lat[lat["service"] == ep].set_index("time")["value"]
+        base = g[g.index < t_on - pd.Timedelta("5min")].median()
+        cur = g[(g.index >= t_on) & (g.index <= t_end)].median()
+        if base and not pd.isna(base) and not pd.isna(cur):
+            ratios.append(cur / base)
+    per = []
+    for svc in onset.data["affected"]:
+        row = {"service": svc}
+        for name in IMPACT_SIGNALS:
+            m = imp[(imp["service"] == svc) & (imp["signal"] == name)]
+            row[f"{name} baseline"] = float(m["baseline"].iat[0]) if len(m) else np.nan
+            row[f"{name} peak"] = float(m["peak"].iat[0]) if len(m) else np.nan
+        per.append(row)
+    status = "resolved" if inc.resolved_at else ("mitigated" if recovered is not None
+                                                  else "ongoing")
+    duration = ((recovered or as_of) - t_on).total_seconds()
+    data = {
+        "onset": iso(t_on), "recovered": iso(recovered), "as_of": iso(as_of),
+        "status": status, "duration_s": duration,
+        "entrypoints": eps, "affected_services": onset.data["affected"],
+        "customer_error_share": share, "failed_requests": round(failed),
+        "total_requests": round(total),
+        "customer_latency_ratio": max(ratios) if ratios else 1.0,
+        "per_service": per,
+        "users_affected": None,
+    }
+    md = (f"- **Affected services:** {', '.join(md_inline(s) for s in data['affected_services'])}"
+          f"\n- **Customer-facing ({', '.join(md_inline(e) for e in eps)}) requests failing:** "
+          f"{fmt_pct(share, 2)} (~{data['failed_requests']:,} of {data['total_requests']:,})"
+          f"\n- **Customer-facing p99 latency:** x{data['customer_latency_ratio']:.1f} baseline"
+          f"\n- **Duration:** {fmt_duration(duration)} ({status})"
+          f"\n- **Users affected:** TODO (no user-level telemetry)\n\n"
+          + md_table(pd.DataFrame(per)))
+    return Section("Impact and blast radius", md, data)
+
+
+def _step(df: pd.DataFrame) -> float:
+    t = pd.Series(sorted(df["time"].unique()))
+    return float(t.diff().dt.total_seconds().median()) if len(t) > 1 else 15.0
+
+
+def assess(run: Run, impact: Section) -> Section:
+    """Severity from measured impact by the configured policy (P1-P4; SEV/critical aliases)."""
+    policy = run.incident.topology.get("severity_policy") or DEFAULT_SEVERITY_POLICY
+    sev = assess_severity(impact.data, policy)
+    md = f"**{sev['label']}** (policy rule {sev['rule']}): " + "; ".join(
+        md_inline(r) for r in sev["reasons"])
+    return Section("Severity", md, sev)
+
+
+def recent_changes(run: Run) -> Section:
+    """Changes in the window (deploys, config, flags), recorded as evidence."""
+    inc = run.incident
+    res = run.changes.changes(inc.start_ts, inc.end_ts)
+    df = run.record("changes", res, "triage")
+    if len(df):
+        df["time"] = pd.to_datetime(df["time"], utc=True)
+    return Section("Changes in the window", md_table(df, ["time", "service", "type", "id",
+                                                          "description"]), {"frame": df})
+
+
+def plot(run: Run, sig: Section, onset: Section, changes: Section):
+    """Golden signals of the affected services with onset and change markers (saved PNG)."""
+    services = onset.data.get("affected") or [run.incident.service]
+    out = run.dir("report_files") / "golden_signals.png"
+    return plot_golden_signals(sig.data["frames"], services, onset.data["time"],
+                               changes.data["frame"], out, f"Golden signals: {run.incident.id}")
+
+
+def status_update(run: Run, severity: Section, impact: Section, changes: Section,
+                  action: str | None = None) -> Section:
+    """The status update: 🔴/🟡/🟢, impact, current action, next update time."""
+    d = impact.data
+    status = d.get("status", "ongoing")
+    level = severity.data["level"]
+    if status == "resolved":
+        color, state, nxt = "🟢", "Resolved", None
+    elif status == "mitigated":
+        color, state, nxt = "🟡", "Mitigated, monitoring", 30
+    else:
+        color, state = ("🔴", "Investigating") if level in ("P1", "P2") else ("🟡", "Investigating")
+        nxt = 15
+    if action is None:
+        ch = changes.data["frame"]
+        t_on = pd.Timestamp(d["onset"]) if d.get("onset") else None
+        near = ch[(ch["time"] <= t_on) & (ch["time"] >= t_on - pd.Timedelta("30min"))] \
+            if t_on is not None and len(ch) else ch.iloc[:0]
+        if len(near):
+            r = near.iloc[-1]
+            action = (f"checking {r['type']} {r['id']} on {r['service']} "
+                      f"({fmt_time(r['time'], '%H:%M')} UTC, before onset) as first suspect")
+        else:
+            action = "correlating logs, metrics and changes"
+    as_of = pd.Timestamp(d["as_of"])
+    ctx = {
+        "color": color, "state": state, "severity": severity.data["label"],
+        "incident": run.incident, "impact": d, "action": action,
+        "as_of": d["as_of"],
+        "next_update": iso(as_of + pd.Timedelta(minutes=nxt)) if nxt else None,
+    }
+    text = render_template("status_update.md.j2", ctx)
+    return Section("Status update", text, {"text": text, "color": color, "state": state,
+                                           "next_update": ctx["next_update"]})
+
+
+def save(run: Run, sig: Section, onset: Section, impact: Section, severity: Section,
+         changes: Section, update: Section) -> Any:
+    """Write findings/triage.json."""
+    mv = onset.data["movers"]
+    data = {
+        "signals": {k: {"rows": int(len(v))} for k, v in sig.data["frames"].items()},
+        "no_data": sig.data["no_data"],
+        "onset": {"time": iso(onset.data["time"]), "ref_time": iso(onset.data.get("ref_time")),
+                  "first_movers": _records(mv.head(15)) if len(mv) else []},
+        "impact": impact.data,
+        "severity": severity.data,
+        "changes": _records(changes.data["frame"]),
+        "status_update": update.data,
+    }
+    return run.save_findings("triage", data)
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for rec in df.to_dict(orient="records"):
+        out.append({k: (iso(v) if isinstance(v, pd.Timestamp) else
+                        (None if isinstance(v, float) and np.isnan(v) else v))
+                    for k, v in rec.items()})
+    return out

@@ -1,0 +1,48 @@
+"""What changed in logs: new and surging templates, over-represented values."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from incident_lib.analysis.spikes import compare_counts, template_changes, what_changed
+
+T0 = pd.Timestamp("2026-01-01T00:00Z")
+
+
+def _logs() -> pd.DataFrame:
+    rows = []
+    for m in range(120):  # 60 min baseline, 60 min incident
+        t = T0 + pd.Timedelta(minutes=m)
+        rows += [(t, "api", "info", "T1", "GET <*>")] * 10
+        rows += [(t, "api", "warn", "T2", "slow <*>")] * (1 if m < 60 else 6)
+        if m >= 60:
+            rows += [(t, "db", "error", "T3", "pool exhausted <*>")] * 2
+    return pd.DataFrame(rows, columns=["time", "service", "level", "template_id", "template"])
+
+
+def test_new_and_surging_templates() -> None:
+    out = template_changes(_logs(), (T0, T0 + pd.Timedelta("60min")),
+                           (T0 + pd.Timedelta("60min"), T0 + pd.Timedelta("120min")))
+    assert list(out["template_id"]) == ["T3", "T2"]
+    new, surge = out.iloc[0], out.iloc[1]
+    assert (new["status"], new["baseline_count"], new["incident_count"]) == ("new", 0, 120)
+    assert surge["status"] == "surging" and surge["q_value"] < 1e-6
+    assert surge["rate_ratio"] > 5
+
+
+def test_compare_counts_bh() -> None:
+    out = compare_counts(pd.Series({"a": 10, "b": 10}), pd.Series({"a": 10, "b": 40}), 10, 10)
+    row = out.set_index("key")
+    assert row.loc["a", "p_value"] > 0.4 and row.loc["b", "p_value"] < 1e-4
+    assert (out["q_value"] >= out["p_value"]).all()
+
+
+def test_what_changed_finds_value_and_pair() -> None:
+    logs = _logs()
+    base = logs[logs["time"] < T0 + pd.Timedelta("60min")]
+    inc = logs[logs["time"] >= T0 + pd.Timedelta("60min")]
+    out = what_changed(base, inc, ["service", "level"], 60, 60)
+    vals = set(zip(out["field"], out["value"], strict=True))
+    assert ("service", "db") in vals and ("level", "error") in vals
+    assert ("service & level", "db & error") in vals
+    assert ("service & level", "api & info") not in vals

@@ -1,0 +1,159 @@
+"""Behaviour of the log template miner on small hand-made cases."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from incident_lib.analysis.templates import TemplateMiner, mask, mine_templates, template_id
+
+
+def _groups(messages: list[str]) -> list[list[int]]:
+    """Line indices grouped by template id, in order of first appearance."""
+    ids, _ = mine_templates(messages)
+    groups: dict[str, list[int]] = {}
+    for i, t in enumerate(ids):
+        groups.setdefault(t, []).append(i)
+    return list(groups.values())
+
+
+def _templates(messages: list[str]) -> list[str]:
+    ids, templates = mine_templates(messages)
+    return [templates[t] for t in ids]
+
+
+def test_template_id_is_sha1_prefix_and_stable() -> None:
+    text = "Invalid user <*> from <*>"
+    assert template_id(text) == "T5a577bdfb4"
+    assert template_id(text) == "T" + hashlib.sha1(text.encode()).hexdigest()[:10]
+    assert template_id("a") != template_id("b")
+
+
+@pytest.mark.parametrize(
+    ("message", "masked"),
+    [
+        (
+            "payment failed: connection pool exhausted after 5000ms (in use 20/20) order=8f3a9c01",
+            "payment failed: connection pool exhausted after <*> (in use <*>) order=<*>",
+        ),
+        (
+            "Block broadcast_2 stored as bytes in memory (estimated size 16.0 KB, free 317.5 MB)",
+            "Block <*> stored as bytes in memory (estimated size <*>, free <*>)",
+        ),
+        (
+            'lock=233570404, flags=0x1, tag="View Lock", ws=null, mask=ffffffff',
+            'lock=<*>, flags=<*>, tag="View Lock", ws=<*>, mask=<*>',
+        ),
+        (
+            "BLOCK* ask 10.250.14.224:50010 to delete blk_1 blk_-2 blk_3",
+            "BLOCK* ask <*>:<*> to delete <*>",
+        ),
+        ("took 5 s and 12 ms; done=true user=bob", "took <*> and <*>; done=<*> user=bob"),
+        ("Failed none for root", "Failed none for root"),
+        ("", ""),
+    ],
+)
+def test_mask(message: str, masked: str) -> None:
+    assert mask(message) == masked
+
+
+def test_mine_templates_exact_templates_and_groups() -> None:
+    messages = [
+        "Invalid user alice from 10.0.0.1",
+        "Acquiring lock pool-1",
+        "Invalid user bob from 10.0.0.2",
+        "Releasing lock pool-1",
+        "Invalid user carol from 10.0.0.3",
+        "Acquiring lock pool-2",
+        "Invalid user dave from 10.0.0.4",
+        "Releasing lock pool-2",
+        "connection closed after 30 ms",
+        "connection closed after 1.5 s",
+        "payment failed: connection pool exhausted after 5000ms (in use 20/20) order=8f3a9c01",
+        "payment failed: connection pool exhausted after 712ms (in use 19/20) order=77aa01bc",
+    ]
+    assert _templates(messages) == [
+        "Invalid user <*> from <*>",
+        "Acquiring lock <*>",
+        "Invalid user <*> from <*>",
+        "Releasing lock <*>",
+        "Invalid user <*> from <*>",
+        "Acquiring lock <*>",
+        "Invalid user <*> from <*>",
+        "Releasing lock <*>",
+        "connection closed after <*>",
+        "connection closed after <*>",
+        "payment failed: connection pool exhausted after <*> (in use <*>) order=<*>",
+        "payment failed: connection pool exhausted after <*> (in use <*>) order=<*>",
+    ]
+    assert _groups(messages) == [[0, 2, 4, 6], [1, 5], [3, 7], [8, 9], [10, 11]]
+
+
+def test_few_distinct_words_stay_constants_many_become_variables() -> None:
+    # two words in a column (begin/end) are two templates; five user names are one variable
+    few = ["layout begin", "layout end", "layout begin", "layout end"]
+    assert _templates(few) == few
+    many = [f"session opened for user {u} by uid 0" for u in ["ann", "bo", "cy", "di", "ed"]]
+    assert set(_templates(many)) == {"session opened for user <*> by uid <*>"}
+
+
+def test_first_word_is_never_a_cardinality_variable() -> None:
+    msgs = [f"{w} is deprecated. Instead, use other" for w in ["alpha", "beta", "gamma", "delta"]]
+    assert _templates(msgs) == msgs
+
+
+def test_different_lengths_are_different_templates() -> None:
+    msgs = ["Failed password for root", "Failed password for invalid user x"]
+    ids, templates = mine_templates(msgs)
+    assert ids[0] != ids[1]
+    assert sorted(templates.values()) == [
+        "Failed password for invalid user x",
+        "Failed password for root",
+    ]
+
+
+def test_empty_and_whitespace_messages() -> None:
+    ids, templates = mine_templates(["", "   ", "x"])
+    assert templates[ids[0]] == "" and ids[0] == ids[1]
+    assert templates[ids[2]] == "x"
+    assert mine_templates([]) == ([], {})
+
+
+def test_deterministic_and_order_independent_ids() -> None:
+    msgs = [f"job {i} done in {i % 7} ms" for i in range(50)] + ["worker started"] * 3
+    a = mine_templates(msgs)
+    b = mine_templates(list(reversed(msgs)))
+    assert a == mine_templates(msgs)
+    assert a[1] == b[1]
+    assert a[0] == list(reversed(b[0]))
+
+
+def test_streaming_miner_matches_batch() -> None:
+    msgs = [f"user {u} logged in from 10.0.0.{i}" for i, u in enumerate("abcdefg")]
+    msgs += ["cache flushed", "cache flushed"]
+    miner = TemplateMiner()
+    keys = [miner.add(m) for m in msgs]
+    assert all(isinstance(k, int) for k in keys)
+    mapping, templates = miner.finish()
+    assert ([mapping[k] for k in keys], templates) == mine_templates(msgs)
+    assert templates[mapping[keys[0]]] == "user <*> logged in from <*>"
+
+
+def test_compaction_bounds_memory_and_keeps_every_key() -> None:
+    names = [f"{a}{b}" for a in "abcdefghij" for b in "klmnopqrst"]  # 100 digit-free names
+    msgs = [f"login ok for {n}" for n in names] + [f"logout {n} now" for n in names]
+    miner = TemplateMiner(max_unique=16)
+    keys = []
+    for m in msgs:
+        keys.append(miner.add(m))
+        assert len(miner) <= 16
+    mapping, templates = miner.finish()
+    assert set(mapping) >= set(keys)
+    assert {templates[mapping[k]] for k in keys} == {"login ok for <*>", "logout <*> now"}
+    assert [templates[mapping[k]] for k in keys] == _templates(msgs)
+
+
+def test_non_string_messages_are_tolerated() -> None:
+    ids, templates = mine_templates([None, float("nan"), 42, b"raw bytes", ""])  # type: ignore[list-item]
+    assert [templates[t] for t in ids] == ["", "", "<*>", "raw bytes", ""]

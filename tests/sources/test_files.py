@@ -1,0 +1,74 @@
+"""Files backend: windows, sampling notes, malformed lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from incident_lib.sources.files import FilesChangeSource, FilesLogSource, FilesMetricSource
+
+
+def _logs(path: Path, n: int = 100, bad_line: int | None = None) -> Path:
+    rows = []
+    for i in range(n):
+        rows.append(json.dumps({"@timestamp": f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z",
+                                "service.name": "a" if i % 2 else "b", "log.level": "info",
+                                "message": f"hello {i}"}))
+    if bad_line is not None:
+        rows.insert(bad_line - 1, '{"@timestamp": "2026-01-01T00:00:00Z", broken')
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_read_logs_window_and_services(tmp_path: Path) -> None:
+    src = FilesLogSource(_logs(tmp_path / "l.ndjson"))
+    res = src.read_logs(pd.Timestamp("2026-01-01T00:00:10Z"), pd.Timestamp("2026-01-01T00:00:19Z"),
+                        services=["a"])
+    assert list(res.frame["message"]) == [f"hello {i}" for i in range(11, 20, 2)]
+    assert res.notes == {"matched": 5, "read": 5, "sampling": "all lines"}
+
+
+def test_read_logs_cap_reports_sampling(tmp_path: Path) -> None:
+    src = FilesLogSource(_logs(tmp_path / "l.ndjson"))
+    res = src.read_logs(pd.Timestamp("2026-01-01T00:00:00Z"), pd.Timestamp("2026-01-01T01:00:00Z"),
+                        limit=10)
+    assert len(res.frame) == 10
+    assert res.notes["matched"] == 100 and res.notes["read"] == 10
+    assert "sample" in res.notes["sampling"]
+    assert res.frame["time"].is_monotonic_increasing
+
+
+def test_malformed_line_is_skipped_with_its_number(tmp_path: Path) -> None:
+    src = FilesLogSource(_logs(tmp_path / "l.ndjson", bad_line=7))
+    res = src.read_logs(pd.Timestamp("2026-01-01T00:00:00Z"), pd.Timestamp("2026-01-01T01:00:00Z"))
+    assert len(res.frame) == 100
+    assert any("l.ndjson:7" in w for w in res.warnings)
+
+
+def test_empty_log_file_gives_no_rows(tmp_path: Path) -> None:
+    (tmp_path / "l.ndjson").write_text("")
+    res = FilesLogSource(tmp_path / "l.ndjson").read_logs(
+        pd.Timestamp("2026-01-01T00:00:00Z"), pd.Timestamp("2026-01-01T01:00:00Z"))
+    assert res.empty and any("empty" in w for w in res.warnings)
+
+
+def test_count_over_time(tmp_path: Path) -> None:
+    src = FilesLogSource(_logs(tmp_path / "l.ndjson", n=120))
+    res = src.count_over_time(pd.Timestamp("2026-01-01T00:00:00Z"),
+                              pd.Timestamp("2026-01-01T01:00:00Z"), "1min", ["service"])
+    assert res.frame["count"].sum() == 120
+    assert set(res.frame["count"]) == {30}
+
+
+def test_changes_and_metrics_on_demo(demo_data: Path) -> None:
+    ch = FilesChangeSource(demo_data / "changes.ndjson").changes(
+        pd.Timestamp("2026-11-20T00:00Z"), pd.Timestamp("2026-11-21T00:00Z"))
+    assert list(ch.frame["id"]) == [f"chg-100{i}" for i in range(1, 7)]
+    m = FilesMetricSource(demo_data / "metrics.om")
+    assert m.services() == ["checkout", "frontend", "inventory", "payments", "postgres"]
+    res = m.query_signal("error_rate", pd.Timestamp("2026-11-20T10:50Z"),
+                         pd.Timestamp("2026-11-20T11:00Z"), 60, filters={"service": "payments"})
+    assert set(res.frame["service"]) == {"payments"}
+    assert res.frame["value"].median() > 0.3

@@ -1,0 +1,76 @@
+"""CLI: bad input gives one line, exit 2, and nothing left in runs/."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _incident(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("incident")
+    env = {**os.environ, "INCIDENT_RUNS_DIR": str(tmp / "runs")}
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+def _assert_bad(res: subprocess.CompletedProcess[str], tmp: Path, needle: str) -> None:
+    assert res.returncode == 2, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("incident: error: ") and needle in lines[0]
+    runs = tmp / "runs"
+    assert not runs.exists() or not [p for p in runs.iterdir() if p.name != ".data"]
+
+
+def test_malformed_alert_file(tmp_path: Path, demo_data: Path) -> None:
+    bad = tmp_path / "alert.json"
+    bad.write_text('{"version": "4", "alerts": [')
+    res = _incident(tmp_path, "run", "--alert", str(bad), "--data", str(demo_data))
+    _assert_bad(res, tmp_path, "is not valid JSON (line 1")
+
+
+def test_alert_wrong_schema(tmp_path: Path, demo_data: Path) -> None:
+    bad = tmp_path / "alert.json"
+    bad.write_text(json.dumps({"version": "4", "alerts": []}))
+    res = _incident(tmp_path, "run", "--alert", str(bad), "--data", str(demo_data))
+    _assert_bad(res, tmp_path, "'alerts' must be a non-empty list")
+
+
+def test_unknown_service(tmp_path: Path, demo_data: Path) -> None:
+    res = _incident(tmp_path, "run", "--service", "nope", "--start", "2026-11-20T09:00:00Z",
+                    "--end", "2026-11-20T12:00:00Z", "--data", str(demo_data))
+    _assert_bad(res, tmp_path, "service 'nope' is unknown")
+
+
+def test_end_before_start(tmp_path: Path, demo_data: Path) -> None:
+    res = _incident(tmp_path, "run", "--service", "payments", "--start",
+                    "2026-11-20T12:00:00Z", "--end", "2026-11-20T09:00:00Z", "--data",
+                    str(demo_data))
+    _assert_bad(res, tmp_path, "is not after --start")
+
+
+@pytest.mark.parametrize("bad_id", ["../escape", "a/b", "x{0}", "{}", "a\x01b", "x" * 200, ""])
+def test_incident_id_with_path_or_braces(tmp_path: Path, demo_data: Path, bad_id: str) -> None:
+    res = _incident(tmp_path, "run", "--service", "payments", "--start",
+                    "2026-11-20T09:00:00Z", "--end", "2026-11-20T12:00:00Z", "--data",
+                    str(demo_data), "--id", bad_id)
+    _assert_bad(res, tmp_path, "incident id")
+    assert not (tmp_path / "escape").exists()
+
+
+def test_bad_time(tmp_path: Path, demo_data: Path) -> None:
+    res = _incident(tmp_path, "run", "--service", "payments", "--start", "yesterday-ish",
+                    "--end", "2026-11-20T09:00:00Z", "--data", str(demo_data))
+    _assert_bad(res, tmp_path, "--start 'yesterday-ish' is not a time")
+
+
+def test_status_of_demo_run(demo_run: Path, tmp_path: Path) -> None:
+    res = _incident(tmp_path, "status", str(demo_run))
+    assert res.returncode == 0, res.stderr
+    assert "triage       ok" in res.stdout
+    assert "Current action:" in res.stdout
