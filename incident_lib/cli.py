@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -10,7 +11,10 @@ from pathlib import Path
 
 from .errors import IncidentError, InputError
 
-__all__ = ["main"]
+__all__ = ["main", "PLUGINS"]
+
+# Modules that add sub-commands (serve, lab, kb, stats, replay, export) through register(sub).
+PLUGINS = ["incident_lib.server", "incident_lib.lab", "incident_lib.kb", "incident_lib.replay"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,12 +40,27 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="a run's progress and its latest status update")
     s.add_argument("run", help="incident id or run folder")
     s.add_argument("--json", action="store_true")
-    rp = sub.add_parser("report", help="re-render report.md of a run from its findings")
-    rp.add_argument("run", help="incident id or run folder")
+    s.add_argument("--update", action="store_true",
+                   help="render a new status update from current numbers, append to timeline")
+    rp = sub.add_parser("report", help="re-render report.md (or `report lint RUN` to check it)")
+    rp.add_argument("items", nargs="+", metavar="[lint] RUN", help="incident id or run folder")
     t = sub.add_parser("templates", help="mine log templates of a loghub-style file")
     t.add_argument("logfile")
     t.add_argument("--format", required=True, help="loghub header format, e.g. '<Date> <Content>'")
     t.add_argument("--out", required=True, help="output CSV")
+    d.set_defaults(func=cmd_demo)
+    r.set_defaults(func=cmd_run)
+    s.set_defaults(func=cmd_status)
+    rp.set_defaults(func=cmd_report)
+    t.set_defaults(func=cmd_templates)
+    for name in PLUGINS:  # each plugin module adds its own sub-commands via register()
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(sub)
     return p
 
 
@@ -126,6 +145,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from .run import Run
 
+    if args.update:
+        from .notes import append_status_update
+
+        print(append_status_update(_resolve_run(args.run)))
+        return 0
     run = Run(_resolve_run(args.run))
     st = run.status()
     tri = run.findings("triage") or {}
@@ -147,7 +171,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .run import Run
     from .stages.postmortem import render_report
 
-    print(render_report(Run(_resolve_run(args.run))))
+    items = list(args.items)
+    if items[0] == "lint" and len(items) == 2:
+        from .notes import lint_run
+
+        problems = lint_run(_resolve_run(items[1]))
+        for p in problems:
+            print(p)
+        print(f"{len(problems)} problem(s)", file=sys.stderr)
+        return 1 if problems else 0
+    if len(items) != 1:
+        raise InputError("usage: incident report RUN, or incident report lint RUN")
+    print(render_report(Run(_resolve_run(items[0]))))
     return 0
 
 
@@ -163,10 +198,8 @@ def cmd_templates(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `incident` console script."""
     args = _parser().parse_args(argv)
-    handler = {"demo": cmd_demo, "run": cmd_run, "status": cmd_status, "report": cmd_report,
-               "templates": cmd_templates}[args.cmd]
     try:
-        return handler(args)
+        return int(args.func(args))
     except InputError as exc:
         print(f"incident: error: {_one_line(exc)}", file=sys.stderr)
         return 2
