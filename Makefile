@@ -2,22 +2,27 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
+PIP = $(BIN)/pip install -q --disable-pip-version-check
 
-.PHONY: demo test lint lab clean
+.PHONY: demo test lint clean
 
-$(BIN)/incident: pyproject.toml
+$(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	$(PIP) -e .
 	@touch $@
 
-demo: $(BIN)/incident
+$(VENV)/.test: $(VENV)/.base
+	$(PIP) -e '.[test]'
+	@touch $@
+
+demo: $(VENV)/.base
 	$(BIN)/incident demo
 
-test: $(BIN)/incident
+test: $(VENV)/.test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-lint: $(BIN)/incident
+lint: $(VENV)/.test
 	$(BIN)/ruff check .
 
 clean:

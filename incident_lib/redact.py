@@ -41,7 +41,7 @@ def redact_series(values: pd.Series) -> pd.Series:
     s = values.astype("string")
     s = s.str.replace(_EMAIL.pattern, "<email>", regex=True)
     s = s.str.replace(_IPV4.pattern, "<ip>", regex=True)
-    mask = s.str.contains(r"\d[ -]?\d{11}", regex=True, na=False)
+    mask = s.str.contains(_CARD.pattern, regex=True, na=False)
     if mask.any():
         s[mask] = s[mask].map(lambda x: _CARD.sub(_card, x))
     return s

@@ -46,7 +46,7 @@ class Run:
             raise InputError(f"run folder {self.path} has no incident.json: create it with "
                              "`incident run` or pass an existing run folder")
         self.incident = Incident.from_dict(json.loads(f.read_text("utf-8")))
-        self._sources: tuple[MetricSource, LogSource, ChangeSource] | None = None
+        self._sources: dict[str, Any] = {}
         self.redact = os.environ.get("INCIDENT_REDACT", "1") != "0"
 
     def __repr__(self) -> str:
@@ -54,23 +54,29 @@ class Run:
 
     @property
     def metrics(self) -> MetricSource:
-        """The metrics backend."""
-        return self._all()[0]
+        """The metrics backend (built on first use, so one missing backend spares the others)."""
+        from .sources import make_metric_source
+
+        return self._source("metrics", make_metric_source)
 
     @property
     def logs(self) -> LogSource:
         """The logs backend."""
-        return self._all()[1]
+        from .sources import make_log_source
+
+        return self._source("logs", make_log_source)
 
     @property
     def changes(self) -> ChangeSource:
         """The changes backend."""
-        return self._all()[2]
+        from .sources import make_change_source
 
-    def _all(self) -> tuple[MetricSource, LogSource, ChangeSource]:
-        if self._sources is None:
-            self._sources = build_sources(self.incident.sources)
-        return self._sources
+        return self._source("changes", make_change_source)
+
+    def _source(self, kind: str, factory: Any) -> Any:
+        if kind not in self._sources:
+            self._sources[kind] = factory(self.incident.sources[kind])
+        return self._sources[kind]
 
     def dir(self, name: str) -> Path:
         """A sub-folder of the run (created)."""
@@ -78,10 +84,15 @@ class Run:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
-    def record(self, name: str, result: QueryResult, stage: str) -> pd.DataFrame:
-        """Save a query result as evidence/<name>.parquet with its query text; return the frame."""
+    def record(
+        self, name: str, result: QueryResult, stage: str, redacted: bool = False
+    ) -> pd.DataFrame:
+        """Save a query result as evidence/<name>.parquet with its query text; return the frame.
+
+        Message/description text is redacted (PII) unless redaction is off or already done.
+        """
         frame = result.frame.copy()
-        if self.redact:
+        if self.redact and not redacted:
             for col in ("message", "description"):
                 if col in frame.columns and len(frame):
                     frame[col] = redact_series(frame[col])
@@ -132,6 +143,12 @@ class Run:
         path = self.dir("findings") / f"{stage}.json"
         atomic_write_json(path, envelope)
         return path
+
+    def clean_messages(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The frame with personal data redacted from its message column (if redaction is on)."""
+        if self.redact and "message" in frame.columns and len(frame):
+            frame = frame.assign(message=redact_series(frame["message"]))
+        return frame
 
     def findings(self, stage: str) -> dict[str, Any] | None:
         """A stage's findings data, or None if that stage did not produce any."""

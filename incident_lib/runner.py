@@ -164,23 +164,21 @@ def execute(
             out_nb = out_dir / NOTEBOOKS[stage]
             params = {"run_dir": str(path)}
             assert set(params) <= PARAMETER_NAMES
-            old_token = os.environ.get("INCIDENT_RUN_TOKEN")
-            os.environ["INCIDENT_RUN_TOKEN"] = token
             t0 = time.monotonic()
+            sock_dir = tempfile.mkdtemp(prefix="incident-kernel-")
             try:
                 pm.execute_notebook(
                     str(notebook_path(stage)), str(out_nb), parameters=params,
                     kernel_name=kernel_name, cwd=str(path), execution_timeout=cell_timeout,
                     progress_bar=False, log_output=False, request_save_on_cell_execute=False,
+                    kernel_manager_class=_ipc_kernel_manager(
+                        sock_dir, {"INCIDENT_RUN_TOKEN": token}),
                 )
                 state, error = _check_findings(path, stage, token)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a stage state
                 state, error = _classify(exc)
             finally:
-                if old_token is None:
-                    os.environ.pop("INCIDENT_RUN_TOKEN", None)
-                else:
-                    os.environ["INCIDENT_RUN_TOKEN"] = old_token
+                shutil.rmtree(sock_dir, ignore_errors=True)
             status.stage(stage, state=state, ended=_now(), error=error,
                          seconds=round(time.monotonic() - t0, 2),
                          notebook=f"notebooks/{NOTEBOOKS[stage]}")
@@ -190,12 +188,34 @@ def execute(
         if export:
             _export_notebooks(path, status)
         states = [status.data["stages"][s]["state"] for s in stages]
-        status.data["state"] = "ok" if all(s == "ok" for s in states) else (
-            "partial" if report.is_file() else "failed")
+        if all(s == "ok" for s in states):
+            status.data["state"] = "ok"
+        elif any(s == "ok" for s in states) and report.is_file():
+            status.data["state"] = "partial"  # some evidence, and a report saying what is missing
+        else:
+            status.data["state"] = "failed"
         status.data["report"] = "report.md" if report.is_file() else None
         status.data["ended"] = _now()
         status.write()
         return status.data
+
+
+def _ipc_kernel_manager(sock_dir: str, env: dict[str, str]) -> type:
+    """A kernel manager on IPC sockets in a private folder (no TCP ports, no port races) whose
+    kernel gets `env` added to its environment (per kernel, never via os.environ)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kw: Any) -> None:
+            super().__init__(**kw)
+            self.transport = "ipc"
+            self.ip = os.path.join(sock_dir, "kernel")
+
+        async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+            kw["env"] = {**(kw.get("env") or os.environ), **env}
+            return await super()._async_pre_start_kernel(**kw)
+
+    return IPCKernelManager
 
 
 def _check_findings(path: Path, stage: str, token: str) -> tuple[str, str | None]:

@@ -15,7 +15,7 @@ MAX_LINE = 500
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
 _CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
-_MD_LEADING = re.compile(r"^(\s*)([#>+=-]|\d+[.)])")
+_MD_LEADING = re.compile(r"^(\s*)(>|[-=+#]+(?=\s|$)|\d+[.)](?=\s|$))")
 
 
 def clean_text(value: Any, max_len: int = MAX_LINE) -> str:

@@ -45,11 +45,11 @@ def load_logs(run: Run, ctx: Section) -> Section:
     i1 = ctx.data["incident"][1]
     cap = int(run.incident.sources.get("logs", {}).get("max_lines", DEFAULT_MAX_LINES))
     res = run.logs.read_logs(b0, i1, limit=cap)
-    df = res.frame
+    df = run.clean_messages(res.frame)  # personal data never reaches templates or evidence
     ids, texts = mine_templates(df["message"].astype(str).tolist()) if len(df) else ([], {})
     df = df.assign(template_id=ids, template=[texts[i] for i in ids])
     df = run.record("logs", QueryResult(df, res.query, res.backend, res.warnings, res.partial,
-                                        res.notes), "correlation")
+                                        res.notes), "correlation", redacted=True)
     df["time"] = pd.to_datetime(df["time"], utc=True)
     n = res.notes
     md = (f"Read **{n.get('read', len(df)):,}** lines of **{n.get('matched', len(df)):,}** "

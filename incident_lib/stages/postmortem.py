@@ -16,6 +16,12 @@ from ..storage import atomic_write_text
 
 __all__ = ["gather", "timeline", "render", "save", "render_report"]
 
+IMPACT_DEFAULTS: dict[str, Any] = {
+    "onset": None, "recovered": None, "as_of": None, "status": None, "duration_s": None,
+    "affected_services": [], "customer_error_share": None, "failed_requests": None,
+    "total_requests": None, "customer_latency_ratio": None,
+}
+
 
 def gather(run: Run) -> Section:
     """All findings, and which are missing and why (from the runner's status.json)."""
@@ -71,7 +77,8 @@ def timeline(run: Run, g: Section) -> Section:
 
 def _context(run: Run, g: Section, tl: Section) -> dict[str, Any]:
     f = g.data["findings"]
-    tri, cor, why = f["triage"] or {}, f["correlation"] or {}, f["five_whys"] or {}
+    tri = {"onset": {}, "impact": {}, "severity": None, "changes": [], **(f["triage"] or {})}
+    cor, why = f["correlation"] or {}, f["five_whys"] or {}
     inc = run.incident
     onset = (tri.get("onset") or {}).get("time")
     mttd = None
@@ -86,9 +93,12 @@ def _context(run: Run, g: Section, tl: Section) -> dict[str, Any]:
                for k, v in g.data["evidence"].items()]
     return {
         "early_signal": _early_signal(tri, onset),
+        "triage_missing": f["triage"] is None,
+        "has_plot": (run.path / "report_files" / "golden_signals.png").is_file(),
         "incident": inc, "triage": tri, "correlation": cor, "whys": why.get("whys", []),
         "decision": why.get("decision"), "severity": tri.get("severity"),
-        "impact": tri.get("impact") or {}, "onset": onset, "mttd_s": mttd, "top": top,
+        "impact": {**IMPACT_DEFAULTS, **(tri.get("impact") or {})}, "onset": onset,
+        "mttd_s": mttd, "top": top,
         "suspects": suspects[:5], "mitigation": mitigation, "timeline": tl.data["events"],
         "missing": g.data["missing"], "partial": g.data["partial"], "queries": queries,
         "confident": bool(top and top["score"] >= 0.7 and top.get("evidence")),
