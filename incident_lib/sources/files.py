@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -105,18 +106,13 @@ def _with_filters(spec: dict[str, Any], filters: dict[str, str]) -> dict[str, An
     return out
 
 
-def _read_ndjson(path: Path, time_field: str) -> tuple[pa.Table, list[str]]:
-    """Read NDJSON fast with pyarrow; on a malformed line fall back to a tolerant reader."""
-    opts = pj.ParseOptions(
-        explicit_schema=pa.schema([(time_field, pa.timestamp("ms", tz="UTC"))]),
-        unexpected_field_behavior="infer",
-    )
-    try:
-        read = pj.ReadOptions(block_size=1 << 24)
-        return pj.read_json(path, parse_options=opts, read_options=read), []
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        pass
-    rows, warnings, bad = [], [], 0
+_BATCH_LINES = 100_000
+
+
+def _tolerant_batches(path: Path, time_field: str, warnings: list[str]) -> Iterator[pa.Table]:
+    """Line-by-line NDJSON reader: skips malformed lines, naming them by line number."""
+    rows: list[dict[str, Any]] = []
+    bad = 0
     with open(path, encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -125,34 +121,46 @@ def _read_ndjson(path: Path, time_field: str) -> tuple[pa.Table, list[str]]:
                 obj = json.loads(line)
                 if not isinstance(obj, dict):
                     raise ValueError("not an object")
-                obj[time_field] = pd.Timestamp(obj[time_field])
-                if obj[time_field].tzinfo is None:
-                    obj[time_field] = obj[time_field].tz_localize("UTC")
+                ts = pd.Timestamp(obj[time_field])
+                obj[time_field] = ts.tz_localize("UTC") if ts.tzinfo is None else ts
                 rows.append(obj)
             except (ValueError, KeyError, TypeError) as exc:
                 bad += 1
                 if len(warnings) < 20:
                     warnings.append(f"{path.name}:{lineno}: skipped malformed line ({exc})"[:200])
+            if len(rows) >= _BATCH_LINES:
+                yield _rows_table(rows, time_field)
+                rows = []
+    if rows:
+        yield _rows_table(rows, time_field)
     if bad > len(warnings):
         warnings.append(f"{path.name}: {bad} malformed lines skipped in all")
-    if not rows:
-        return pa.table({time_field: pa.array([], pa.timestamp("ms", tz="UTC"))}), warnings
+
+
+def _rows_table(rows: list[dict[str, Any]], time_field: str) -> pa.Table:
     df = pd.DataFrame(rows)
     df[time_field] = pd.to_datetime(df[time_field], utc=True)
-    return pa.Table.from_pandas(df, preserve_index=False), warnings
+    for col in df.columns:
+        if df[col].dtype == object:
+            df[col] = df[col].map(lambda v: v if v is None or isinstance(v, str) else str(v))
+    return pa.Table.from_pandas(df, preserve_index=False)
 
 
-@lru_cache(maxsize=4)
-def _load_table(path: str, mtime: float, size: int, time_field: str) -> tuple[pa.Table, tuple]:
-    p = Path(path)
-    if p.suffix == ".parquet":
-        return pq.read_table(p), ()
-    if size == 0:
-        return pa.table({time_field: pa.array([], pa.timestamp("ms", tz="UTC"))}), (
-            f"{p.name}: file is empty",
-        )
-    table, warnings = _read_ndjson(p, time_field)
-    return table, tuple(warnings)
+def _arrow_batches(path: Path, time_field: str) -> Iterator[pa.Table]:
+    """Streaming NDJSON/Parquet reader (bounded memory); raises ArrowInvalid on bad input."""
+    if path.suffix == ".parquet":
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(batch_size=_BATCH_LINES):
+            yield pa.Table.from_batches([batch])
+        return
+    opts = pj.ParseOptions(
+        explicit_schema=pa.schema([(time_field, pa.timestamp("ms", tz="UTC"))]),
+        unexpected_field_behavior="infer",
+    )
+    reader = pj.open_json(path, parse_options=opts,
+                          read_options=pj.ReadOptions(block_size=1 << 24))
+    for batch in reader:
+        yield pa.Table.from_batches([batch])
 
 
 class _TableFile:
@@ -160,34 +168,78 @@ class _TableFile:
         self.path = _check_file(Path(path), what)
         self.fields = dict(fields)
 
-    def _table(self) -> tuple[pa.Table, list[str]]:
-        st = self.path.stat()
-        table, warnings = _load_table(str(self.path), st.st_mtime, st.st_size, self.fields["time"])
-        return table, list(warnings)
+    def _frames(
+        self, start: pd.Timestamp, end: pd.Timestamp, columns: list[str], warnings: list[str]
+    ) -> Iterator[pd.DataFrame]:
+        """Batches of rows in [start, end] as normalised frames (tolerant on malformed input)."""
+        if self.path.stat().st_size == 0:
+            warnings.append(f"{self.path.name}: file is empty")
+            return
+        try:
+            yield from self._filtered(_arrow_batches(self.path, self.fields["time"]),
+                                      start, end, columns)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            raise _Restart() from None
+
+    def _filtered(self, tables: Iterator[pa.Table], start: pd.Timestamp, end: pd.Timestamp,
+                  columns: list[str]) -> Iterator[pd.DataFrame]:
+        tf = self.fields["time"]
+        lo = pa.scalar(start.to_pydatetime(), pa.timestamp("ms", tz="UTC"))
+        hi = pa.scalar(end.to_pydatetime(), pa.timestamp("ms", tz="UTC"))
+        for table in tables:
+            if tf not in table.column_names or not table.num_rows:
+                continue
+            ts = table.column(tf).cast(pa.timestamp("ms", tz="UTC"))
+            table = table.filter(pc.and_(pc.greater_equal(ts, lo), pc.less_equal(ts, hi)))
+            if not table.num_rows:
+                continue
+            out = {}
+            for col in columns:
+                src = self.fields.get(col)
+                if src and src in table.column_names:
+                    out[col] = table.column(src).to_pandas()
+                else:
+                    out[col] = pd.Series([None] * table.num_rows, dtype=object)
+            df = pd.DataFrame(out)
+            df["time"] = pd.to_datetime(df["time"], utc=True)
+            yield df
+
+    def _scan(self, start: pd.Timestamp, end: pd.Timestamp, columns: list[str],
+              consume: Any) -> list[str]:
+        """Feed every batch to consume(frame); on malformed input restart tolerantly."""
+        warnings: list[str] = []
+        try:
+            for df in self._frames(start, end, columns, warnings):
+                consume(df)
+        except _Restart:
+            consume(None)  # reset the consumer's state
+            warnings = []
+            tables = _tolerant_batches(self.path, self.fields["time"], warnings)
+            for df in self._filtered(tables, start, end, columns):
+                consume(df)
+        return warnings
 
     def _slice(
         self, start: pd.Timestamp, end: pd.Timestamp, columns: list[str]
     ) -> tuple[pd.DataFrame, list[str]]:
-        table, warnings = self._table()
-        tf = self.fields["time"]
-        if table.num_rows:
-            ts = table.column(tf).cast(pa.timestamp("ms", tz="UTC"))
-            lo = pa.scalar(start.to_pydatetime(), pa.timestamp("ms", tz="UTC"))
-            hi = pa.scalar(end.to_pydatetime(), pa.timestamp("ms", tz="UTC"))
-            table = table.filter(pc.and_(pc.greater_equal(ts, lo), pc.less_equal(ts, hi)))
-        out = {}
-        for col in columns:
-            src = self.fields.get(col)
-            if src and src in table.column_names:
-                out[col] = table.column(src).to_pandas()
+        parts: list[pd.DataFrame] = []
+
+        def keep(df: pd.DataFrame | None) -> None:
+            if df is None:
+                parts.clear()
             else:
-                out[col] = pd.Series([None] * table.num_rows, dtype=object)
-        df = pd.DataFrame(out)
-        if len(df):
-            df["time"] = pd.to_datetime(df["time"], utc=True)
-        else:
-            df["time"] = pd.to_datetime(pd.Series([], dtype="datetime64[ms, UTC]"))
-        return df, warnings
+                parts.append(df)
+
+        warnings = self._scan(start, end, columns, keep)
+        if parts:
+            return pd.concat(parts, ignore_index=True), warnings
+        empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
+        empty["time"] = pd.to_datetime(pd.Series([], dtype="datetime64[ms, UTC]"))
+        return empty, warnings
+
+
+class _Restart(Exception):
+    """Internal: the fast reader met malformed input; read again tolerantly."""
 
 
 class FilesLogSource(_TableFile):
@@ -206,31 +258,64 @@ class FilesLogSource(_TableFile):
         services: list[str] | None = None,
         limit: int | None = None,
     ) -> QueryResult:
-        """Lines in [start, end], optionally for some services, uniformly sampled to limit."""
-        df, warnings = self._slice(start, end, LOG_COLUMNS)
-        if services:
-            df = df[df["service"].isin(services)]
-        matched = len(df)
+        """Lines in [start, end], optionally for some services, uniformly sampled to limit.
+
+        The file is streamed in batches; with a limit, each line gets a seeded random priority
+        and the `limit` lowest are kept (a uniform sample, memory bounded by limit + a batch).
+        """
+        state: dict[str, Any] = {"kept": None, "matched": 0, "rng": np.random.default_rng(0)}
+
+        def consume(df: pd.DataFrame | None) -> None:
+            if df is None:
+                state.update(kept=None, matched=0, rng=np.random.default_rng(0))
+                return
+            if services:
+                df = df[df["service"].isin(services)]
+            state["matched"] += len(df)
+            if limit is not None:
+                df = df.assign(_u=state["rng"].random(len(df)))
+            kept = df if state["kept"] is None else pd.concat([state["kept"], df],
+                                                              ignore_index=True)
+            if limit is not None and len(kept) > limit:
+                kept = kept.nsmallest(limit, "_u")
+            state["kept"] = kept
+
+        warnings = self._scan(start, end, LOG_COLUMNS, consume)
+        df = state["kept"]
+        if df is None:
+            df, _ = self._slice(end + pd.Timedelta("1s"), end, LOG_COLUMNS)
+        matched = state["matched"]
         sampling = "all lines"
         if limit is not None and matched > limit:
-            idx = np.sort(np.random.default_rng(0).choice(matched, size=limit, replace=False))
-            df = df.iloc[idx]
             sampling = f"uniform random sample (seed 0) of {limit} out of {matched}"
+        df = df.drop(columns=["_u"], errors="ignore")
         df = df.sort_values("time", kind="stable").reset_index(drop=True)
         query = (
             f"files:{self.path.name} {self.fields['time']} in [{start.isoformat()}, "
             f"{end.isoformat()}]" + (f" service in {sorted(services)}" if services else "")
         )
         notes = {"matched": matched, "read": len(df), "sampling": sampling}
-        return QueryResult(df, query, self.backend, warnings=warnings, notes=notes)
+        return QueryResult(df[LOG_COLUMNS], query, self.backend, warnings=warnings, notes=notes)
 
     def count_over_time(
         self, start: pd.Timestamp, end: pd.Timestamp, interval: str, by: list[str]
     ) -> QueryResult:
         """Line counts per interval bucket and the `by` columns."""
-        df, warnings = self._slice(start, end, ["time", *by])
-        df["time"] = df["time"].dt.floor(interval)
-        counts = df.groupby(["time", *by], dropna=False).size().rename("count").reset_index()
+        parts: list[pd.Series] = []
+
+        def consume(df: pd.DataFrame | None) -> None:
+            if df is None:
+                parts.clear()
+                return
+            df = df.assign(time=df["time"].dt.floor(interval))
+            parts.append(df.groupby(["time", *by], dropna=False).size())
+
+        warnings = self._scan(start, end, ["time", *by], consume)
+        if parts:
+            total = pd.concat(parts).groupby(level=list(range(len(by) + 1)), dropna=False).sum()
+            counts = total.rename("count").reset_index()
+        else:
+            counts = pd.DataFrame(columns=["time", *by, "count"])
         query = f"files:{self.path.name} count per {interval} by {by} in [{start}, {end}]"
         return QueryResult(counts, query, self.backend, warnings=warnings)
 
