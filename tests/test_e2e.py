@@ -104,3 +104,21 @@ def test_notebooks_run_on_defaults_with_papermill_cli(tmp_path: Path, demo_data:
                        check=True, env=env, cwd=tmp_path, capture_output=True, timeout=300)
     report = (tmp_path / "runs" / "demo-payments" / "report.md").read_text()
     assert "most likely root cause is **payments**" in report
+
+
+def test_cli_run_for_a_service_and_window(tmp_path: Path, demo_data: Path) -> None:
+    """`incident run --service --start --end` (no alert) investigates and prints the report."""
+    exe = Path(sys.executable).with_name("incident")
+    env = {**os.environ, "INCIDENT_RUNS_DIR": str(tmp_path / "runs")}
+    res = subprocess.run([str(exe), "run", "--service", "checkout", "--start",
+                          "2026-11-20T09:00:00Z", "--end", "2026-11-20T12:00:00Z", "--data",
+                          str(demo_data)], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr
+    report = Path(res.stdout.strip().splitlines()[-1])
+    assert report == tmp_path / "runs" / "checkout-20261120t0900" / "report.md"
+    text = report.read_text()
+    assert "root cause is **payments**, change chg-1004" in text
+    assert "No alert: the incident was opened by hand." in text
+    tri = json.loads((report.parent / "findings" / "triage.json").read_text())["data"]
+    assert abs(pd.Timestamp(tri["onset"]["time"]) - pd.Timestamp("2026-11-20T10:42:00Z")) \
+        <= pd.Timedelta("2min")

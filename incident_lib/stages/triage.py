@@ -20,7 +20,7 @@ from ..run import Run
 from ..signals import signals
 from .common import entrypoints_of, signal_frames
 
-__all__ = ["golden_signals", "detect_onset", "measure_impact", "assess", "plot",
+__all__ = ["golden_signals", "log_volume", "detect_onset", "measure_impact", "assess", "plot",
            "recent_changes", "status_update", "save"]
 
 IMPACT_SIGNALS = ["error_rate", "latency_p99"]
@@ -45,6 +45,33 @@ def golden_signals(run: Run) -> Section:
     if no_data:
         md += f"\nNo data for: {', '.join(md_inline(n) for n in no_data)}.\n"
     return Section("Golden signals", md, {"frames": frames, "no_data": no_data})
+
+
+def log_volume(run: Run) -> Section:
+    """Log lines per minute by service and level (pushed down to the log backend)."""
+    inc = run.incident
+    res = run.logs.count_over_time(inc.start_ts, inc.end_ts, "1min", ["service", "level"])
+    df = run.record("log_volume", res, "triage")
+    if df.empty:
+        return Section("Log volume by level", "No log lines in the window (no data).",
+                       {"frame": df})
+    df["time"] = pd.to_datetime(df["time"], utc=True)
+    per_min = df.pivot_table(index="time", columns=["service", "level"], values="count",
+                             aggfunc="sum").fillna(0)
+    rows = []
+    for (svc, lvl), col in per_min.items():
+        if str(lvl).lower() not in ("error", "warn", "warning", "fatal", "critical"):
+            continue
+        rows.append({"service": svc, "level": lvl, "median per min": float(col.median()),
+                     "max per min": float(col.max()),
+                     "peak at": col.idxmax().strftime("%H:%M")})
+    table = pd.DataFrame(rows)
+    if len(table):
+        table = table.sort_values("max per min", ascending=False)
+    md = md_table(table, max_rows=10)
+    if res.partial:
+        md += "\n**Partial results:** the log backend did not answer fully.\n"
+    return Section("Log volume by level (errors and warnings)", md, {"frame": df})
 
 
 def detect_onset(run: Run, sig: Section) -> Section:
