@@ -120,9 +120,12 @@ def read_log_file(logfile: str, fmt: str | HeaderFormat) -> list[str]:
     hf = fmt if isinstance(fmt, HeaderFormat) else compile_header_format(fmt)
     if not os.path.isfile(logfile):
         raise ValueError(f"log file not found: {logfile}")
-    with open(logfile, encoding="utf-8", errors="replace", newline="") as fh:
-        # newline="" keeps a lone '\r' inside a line; split only on '\n'
-        return read_contents(fh, hf)
+    try:
+        # newline="\n": lines end at "\n" only (a lone "\r" stays inside its line)
+        with open(logfile, encoding="utf-8", errors="replace", newline="\n") as fh:
+            return read_contents(fh, hf)
+    except OSError as exc:
+        raise ValueError(f"cannot read log file {logfile}: {exc.strerror or exc}") from exc
 
 
 def write_templates_csv(

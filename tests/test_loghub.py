@@ -149,3 +149,17 @@ def test_command_on_loghub_openssh(tmp_path: Path) -> None:
         "Invalid user <*> from <*>",
         "Failed password for <*> from <*> port <*>",  # 'ssh2' holds a digit: masked
     }
+
+
+def test_lines_split_on_newline_only(tmp_path: Path) -> None:
+    log = tmp_path / "crlf.log"
+    log.write_bytes(b"INFO a\rb\r\nINFO c\n\xff\xfe bad bytes\nINFO last-without-newline")
+    out = tmp_path / "o.csv"
+    run_templates_command(str(log), "<Level> <Content>", str(out))
+    rows = _read_csv(out)
+    assert [r["Content"] for r in rows] == [
+        "a\rb",
+        "c",
+        "bad bytes",  # the undecodable bytes became the <Level> field
+        "last-without-newline",
+    ]

@@ -10,9 +10,9 @@ How it works (one generic configuration for every log source):
 3. Cluster the distinct masked messages (weighted by line counts), per token count, Brain-style:
    each message's "root" is the set of its words sharing the most common column frequency;
    messages with the same root form a group. Inside a group a column is a variable if it
-   already holds ``<*>`` or has at least ``threshold`` distinct words (never the first word);
-   columns with fewer distinct words, or whose words are all more frequent than the root,
-   are constants and split the group.
+   already holds ``<*>`` or has at least ``threshold`` distinct words; columns with fewer
+   distinct words, or whose words are all more frequent than the root, are constants and
+   split the group.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def _split_group(
             return True
         if all(col_freq[j][v] > rf for v in vals):  # words shared with other templates
             return False
-        return j != 0 and len(vals) >= threshold
+        return len(vals) >= threshold
 
     top_var = set()
     for j in range(length):

@@ -98,9 +98,13 @@ def test_few_distinct_words_stay_constants_many_become_variables() -> None:
     assert set(_templates(many)) == {"session opened for user <*> by uid <*>"}
 
 
-def test_first_word_is_never_a_cardinality_variable() -> None:
-    msgs = [f"{w} is deprecated. Instead, use other" for w in ["alpha", "beta", "gamma", "delta"]]
-    assert _templates(msgs) == msgs
+def test_first_word_can_be_a_variable() -> None:
+    progs = ["chrome.exe", "Dropbox.exe", "git.exe", "ssh.exe"]
+    msgs = [f"{p} - proxy.local:5070 open through proxy proxy.local:5070 HTTPS" for p in progs]
+    assert set(_templates(msgs)) == {
+        "<*> - proxy.local:<*> open through proxy proxy.local:<*> HTTPS"
+    }
+    assert _templates(msgs[:2]) == [m.replace(":5070", ":<*>") for m in msgs[:2]]
 
 
 def test_different_lengths_are_different_templates() -> None:
