@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -54,7 +53,8 @@ def measure(size: int, work: Path) -> dict:
         "          'stages': {k: v.get('seconds') for k, v in st['stages'].items()}}\n", env)
     cor = json.loads((work / "runs" / f"b{size}" / "findings" / "correlation.json").read_text())
     return {"size": size, **gen, **run, "generate_rss_mb": gen["rss_self_mb"],
-            "lines_read": cor["data"]["logs"]["read"], "lines_matched": cor["data"]["logs"]["matched"],
+            "lines_read": cor["data"]["logs"]["read"],
+            "lines_matched": cor["data"]["logs"]["matched"],
             "top_suspect": f"{cor['data']['suspects'][0]['service']}/"
                            f"{cor['data']['suspects'][0]['change_id']}",
             "bytes": (data / "logs.ndjson").stat().st_size}

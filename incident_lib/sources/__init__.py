@@ -41,11 +41,16 @@ def make_metric_source(spec: dict[str, Any]) -> MetricSource:
         from .files import FilesMetricSource
 
         return FilesMetricSource(spec["path"])
+    if kind == "bundle":
+        from .bundle import BundleMetricSource
+
+        return BundleMetricSource(spec["path"])
     if kind == "prometheus":
         from .prometheus import PrometheusMetricSource
 
         return PrometheusMetricSource.from_spec(spec)
-    raise InputError(f"sources.metrics.kind {kind[:30]!r} is unknown: use files or prometheus")
+    raise InputError(f"sources.metrics.kind {kind[:30]!r} is unknown: use files, prometheus "
+                     "or bundle")
 
 
 def make_log_source(spec: dict[str, Any]) -> LogSource:
@@ -55,11 +60,16 @@ def make_log_source(spec: dict[str, Any]) -> LogSource:
         from .files import FilesLogSource
 
         return FilesLogSource(spec["path"], spec.get("fields"))
+    if kind == "bundle":
+        from .bundle import BundleLogSource
+
+        return BundleLogSource(spec["path"])
     if kind == "elasticsearch":
         from .elasticsearch import ElasticsearchLogSource
 
         return ElasticsearchLogSource.from_spec(spec)
-    raise InputError(f"sources.logs.kind {kind[:30]!r} is unknown: use files or elasticsearch")
+    raise InputError(f"sources.logs.kind {kind[:30]!r} is unknown: use files, elasticsearch "
+                     "or bundle")
 
 
 def make_change_source(spec: dict[str, Any]) -> ChangeSource:
@@ -69,8 +79,13 @@ def make_change_source(spec: dict[str, Any]) -> ChangeSource:
         from .files import FilesChangeSource
 
         return FilesChangeSource(spec["path"], spec.get("fields"))
+    if kind == "bundle":
+        from .bundle import BundleChangeSource
+
+        return BundleChangeSource(spec["path"])
     if kind == "elasticsearch":
         from .elasticsearch import ElasticsearchChangeSource
 
         return ElasticsearchChangeSource.from_spec(spec)
-    raise InputError(f"sources.changes.kind {kind[:30]!r} is unknown: use files or elasticsearch")
+    raise InputError(f"sources.changes.kind {kind[:30]!r} is unknown: use files, "
+                     "elasticsearch or bundle")

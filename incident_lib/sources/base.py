@@ -123,4 +123,5 @@ def time_grid(start: pd.Timestamp, end: pd.Timestamp, step: float) -> np.ndarray
     e = end.timestamp()
     if s > e:
         return np.array([], dtype=float)
-    return np.arange(s, e + 1e-9, step, dtype=float)
+    n = math.floor((e - s) / step + 1e-9)
+    return s + step * np.arange(n + 1, dtype=float)

@@ -8,10 +8,10 @@ import pandas as pd
 
 from ..analysis.timeline import build_timeline
 from ..model import iso
+from ..notes import early_signal
 from ..report.display import Section
 from ..report.render import render_template
 from ..run import STAGES, Run
-from ..signals import signals
 from ..storage import atomic_write_text
 
 __all__ = ["gather", "timeline", "render", "save", "render_report"]
@@ -92,7 +92,7 @@ def _context(run: Run, g: Section, tl: Section) -> dict[str, Any]:
                 "rows": v.get("rows", 0), "partial": v.get("partial", False)}
                for k, v in g.data["evidence"].items()]
     return {
-        "early_signal": _early_signal(tri, onset),
+        "early_signal": early_signal(tri),
         "triage_missing": f["triage"] is None,
         "has_plot": (run.path / "report_files" / "golden_signals.png").is_file(),
         "incident": inc, "triage": tri, "correlation": cor, "whys": why.get("whys", []),
@@ -106,21 +106,12 @@ def _context(run: Run, g: Section, tl: Section) -> dict[str, Any]:
     }
 
 
-def _early_signal(tri: dict[str, Any], onset: str | None) -> dict[str, Any] | None:
-    """The earliest utilisation signal (a share of a limit) that moved before the onset."""
-    if not onset:
-        return None
-    defs = signals()
-    for m in (tri.get("onset") or {}).get("first_movers", []):
-        d = defs.get(m.get("signal", ""))
-        if d and d.golden == "saturation" and d.unit == "ratio" and m["onset"] <= onset:
-            return m
-    return None
-
-
 def render(run: Run, g: Section, tl: Section) -> Section:
     """Render templates/postmortem.md.j2 and write report.md atomically."""
-    text = render_template("postmortem.md.j2", _context(run, g, tl))
+    from ..notes import apply_notes, init_notes
+
+    init_notes(run.path)  # a notes.yaml starter for responders; their edits survive re-renders
+    text = render_template("postmortem.md.j2", apply_notes(_context(run, g, tl), run.path))
     path = run.path / "report.md"
     atomic_write_text(path, text)
     return Section("Report", text, {"path": str(path), "text": text})

@@ -253,7 +253,7 @@ def status_update(run: Run, severity: Section, impact: Section, changes: Section
 
 
 def save(run: Run, sig: Section, onset: Section, impact: Section, severity: Section,
-         changes: Section, update: Section) -> Any:
+         changes: Section, update: Section, similar: Section | None = None) -> Any:
     """Write findings/triage.json."""
     mv = onset.data["movers"]
     data = {
@@ -265,6 +265,7 @@ def save(run: Run, sig: Section, onset: Section, impact: Section, severity: Sect
         "severity": severity.data,
         "changes": _records(changes.data["frame"]),
         "status_update": update.data,
+        "similar_incidents": similar.data if similar is not None else None,
     }
     return run.save_findings("triage", data)
 
