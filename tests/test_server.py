@@ -1,0 +1,272 @@
+"""`incident serve` as a real process: auth, limits, dedupe, resolve, SIGKILL + restart."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from incident_lib.server import QUEUE_FILE
+from tests.prom_servers import Proc, start_server
+
+TOKEN = "test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+FINAL = ("done", "failed")
+
+
+def _payload(demo_data: Path, group: str | None = None) -> dict[str, Any]:
+    p = json.loads((demo_data / "alert.json").read_text())
+    if group:
+        p["groupKey"] = group
+    return p
+
+
+def _job(server: Proc, incident_id: str) -> dict[str, Any]:
+    r = httpx.get(f"{server.url}/incidents/{incident_id}", headers=AUTH, timeout=5)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _wait(what: Callable[[], Any], timeout: float, msg: Callable[[], str]) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = what()
+        if got:
+            return got
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout} s: {msg()}")
+
+
+@pytest.fixture(scope="module")
+def server(demo_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    """One `incident serve` (2 workers) over the demo data, with its own runs folder."""
+    work = tmp_path_factory.mktemp("serve")
+    proc = start_server(work, config=demo_data / "incident.yaml", runs=work / "runs",
+                        token=TOKEN)
+    proc.extra["runs"] = work / "runs"
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def first_run(server: Proc, demo_data: Path) -> dict[str, Any]:
+    """Ten identical concurrent POSTs of the demo alert, then wait for the one run to finish."""
+    payload = _payload(demo_data)
+
+    def post(_: int) -> tuple[int, dict[str, Any], float]:
+        t0 = time.monotonic()
+        r = httpx.post(f"{server.url}/webhook", json=payload, headers=AUTH, timeout=5)
+        return r.status_code, r.json(), time.monotonic() - t0
+
+    with ThreadPoolExecutor(10) as ex:
+        answers = list(ex.map(post, range(10)))
+    iid = answers[0][1]["incident_id"]
+    job = _wait(lambda: (j := _job(server, iid))["state"] in FINAL and j, 180,
+                lambda: server.tail())
+    return {"answers": answers, "incident_id": iid, "job": job,
+            "run": server.extra["runs"] / iid}
+
+
+def test_health_answers_without_auth(server: Proc) -> None:
+    r = httpx.get(f"{server.url}/healthz", timeout=5)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["ok"] is True and body["workers"] == 2 and set(body["jobs"]) >= {"queued", "done"}
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", f"Bearer {TOKEN[:-1]}X", TOKEN])
+def test_wrong_or_missing_token_is_401(server: Proc, demo_data: Path, header: str | None) -> None:
+    headers = {"Authorization": header} if header else {}
+    r = httpx.post(f"{server.url}/webhook", json=_payload(demo_data, "g-401"), headers=headers,
+                   timeout=5)
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert httpx.get(f"{server.url}/incidents/x", headers=headers, timeout=5).status_code == 401
+
+
+def test_ten_megabyte_body_is_413(server: Proc) -> None:
+    body = b'{"version": "4", "pad": "' + b"x" * (10 << 20) + b'"}'
+    r = httpx.post(f"{server.url}/webhook", content=body, headers=AUTH, timeout=30)
+    assert r.status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the streamed size is checked
+        for _ in range(10):
+            yield b"x" * (1 << 20)
+
+    r = httpx.post(f"{server.url}/webhook", content=chunks(), headers=AUTH, timeout=30)
+    assert r.status_code == 413
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"{not json", "not valid JSON"),
+    (b"\xff\xfe", "not valid JSON"),
+    (b"[" * 200_000 + b"]" * 200_000, "not valid JSON"),
+    (b"[1, 2]", "expected a JSON object"),
+    (json.dumps({"version": "3", "alerts": []}).encode(), "'version' must be \"4\""),
+    (None, "alerts[0].labels must map strings to strings"),
+    ("nolabel", "no 'service'"),
+])
+def test_bad_payload_is_400_and_server_stays_up(server: Proc, demo_data: Path,
+                                                body: bytes | str | None, message: str) -> None:
+    if body is None or body == "nolabel":
+        p = _payload(demo_data, "g-400")
+        if body is None:
+            p["alerts"][0]["labels"]["x"] = {"nested": 1}
+        else:
+            del p["commonLabels"]["service"]
+            del p["alerts"][0]["labels"]["service"]
+        body = json.dumps(p).encode()
+    r = httpx.post(f"{server.url}/webhook", content=body, headers=AUTH, timeout=5)
+    assert r.status_code == 400 and message in r.json()["error"], r.text
+    assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+
+
+def test_ten_identical_concurrent_posts_give_one_run(first_run: dict[str, Any]) -> None:
+    answers = first_run["answers"]
+    assert [a[0] for a in answers] == [202] * 10
+    assert max(a[2] for a in answers) < 1.0
+    assert {a[1]["incident_id"] for a in answers} == {first_run["incident_id"]}
+    assert sorted(a[1]["duplicate"] for a in answers) == [False] + [True] * 9
+    job = first_run["job"]
+    assert job["state"] == "done", job
+    assert job["attempts"] == 1 and job["runs_completed"] == 1 and job["notifications"] == 10
+    runs = [p.name for p in first_run["run"].parent.iterdir() if not p.name.startswith(".")]
+    assert runs == [first_run["incident_id"]]
+    st = json.loads((first_run["run"] / "status.json").read_text())
+    assert st["state"] in ("ok", "partial") and st["ended"]
+    assert {s["state"] for s in st["stages"].values()} <= {"ok", "failed", "timeout"}
+    tri = json.loads((first_run["run"] / "findings" / "triage.json").read_text())["data"]
+    assert tri["status_update"]["text"]
+    assert "payments" in (first_run["run"] / "report.md").read_text()
+
+
+def test_resolved_records_time_and_rerenders_report(server: Proc, demo_data: Path,
+                                                    first_run: dict[str, Any]) -> None:
+    run = first_run["run"]
+    report = run / "report.md"
+    before = report.stat().st_mtime_ns
+    p = _payload(demo_data)
+    p["status"] = "resolved"
+    p["alerts"][0]["status"] = "resolved"
+    p["alerts"][0]["endsAt"] = "2026-11-20T11:25:00Z"
+    r = httpx.post(f"{server.url}/webhook", json=p, headers=AUTH, timeout=5)
+    assert r.status_code == 202 and r.json()["duplicate"] is True
+    iid = first_run["incident_id"]
+    job = _wait(lambda: (j := _job(server, iid))["state"] == "done" and j["mode"] == "render"
+                and j, 60, server.tail)
+    assert job["resolved_at"] == "2026-11-20T11:25:00Z" and job["last_status"] == "resolved"
+    assert job["runs_completed"] == 1  # a re-render, not a second investigation
+    assert json.loads((run / "incident.json").read_text())["resolved_at"] == \
+        "2026-11-20T11:25:00Z"
+    assert report.stat().st_mtime_ns > before
+    assert "alert resolved" in report.read_text()
+
+
+def test_sigkill_mid_run_then_restart_completes_once(demo_data: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    srv = start_server(tmp_path, config=demo_data / "incident.yaml", runs=runs, token=TOKEN,
+                       workers=1)
+    port = srv.extra["port"]
+    try:
+        r = httpx.post(f"{srv.url}/webhook", json=_payload(demo_data, "g-kill"), headers=AUTH,
+                       timeout=5)
+        assert r.status_code == 202
+        iid = r.json()["incident_id"]
+        status = runs / iid / "status.json"
+
+        def mid_run() -> bool:
+            try:
+                st = json.loads(status.read_text())
+            except (OSError, ValueError):
+                return False
+            return st["stages"]["triage"]["state"] == "running"
+
+        _wait(mid_run, 90, srv.tail)
+        db = sqlite3.connect(runs / QUEUE_FILE)
+        child = db.execute("SELECT pid FROM jobs").fetchone()[0]
+        db.close()
+        assert child
+        srv.proc.send_signal(signal.SIGKILL)
+        srv.proc.wait(10)
+
+        def gone() -> bool:
+            try:
+                os.kill(child, 0)
+            except ProcessLookupError:
+                return True
+            return False
+
+        _wait(gone, 10, lambda: f"worker {child} survived the server")  # PR_SET_PDEATHSIG
+        st = json.loads(status.read_text())
+        assert st["state"] == "running"  # interrupted: the runner never wrote a final state
+        srv = start_server(tmp_path, config=demo_data / "incident.yaml", runs=runs,
+                           token=TOKEN, port=port, workers=1)
+        job = _wait(lambda: (j := _job(srv, iid))["state"] in FINAL and j, 120, srv.tail)
+        assert job["state"] == "done" and job["attempts"] == 2 and job["runs_completed"] == 1
+        st = json.loads(status.read_text())
+        assert st["state"] in ("ok", "partial") and st["ended"]
+        assert all(s["state"] in ("ok", "failed", "timeout") for s in st["stages"].values())
+        assert (runs / iid / "report.md").is_file()
+        again = copy.deepcopy(_payload(demo_data, "g-kill"))
+        r = httpx.post(f"{srv.url}/webhook", json=again, headers=AUTH, timeout=5)
+        assert r.status_code == 202 and r.json()["duplicate"] is True
+        time.sleep(1.5)
+        assert _job(srv, iid)["attempts"] == 2  # a repeat after completion starts nothing
+    finally:
+        srv.stop()
+
+
+# -- the queue and ids, in process --------------------------------------------------------
+
+
+def test_queue_dedupes_concurrent_submits_and_survives_reopen(tmp_path: Path) -> None:
+    from incident_lib.queue import JobQueue
+
+    q = JobQueue(tmp_path / "q.sqlite3")
+    payload = {"status": "firing", "groupKey": "g"}
+    with ThreadPoolExecutor(10) as ex:
+        results = list(ex.map(lambda _: q.submit("k1", "inc-1", payload, None), range(10)))
+    assert sum(created for _, created in results) == 1
+    assert q.get("k1").notifications == 10
+    job = q.claim()
+    assert job is not None and job.state == "running" and job.attempts == 1
+    assert q.claim() is None
+    q.close()
+    q = JobQueue(tmp_path / "q.sqlite3")  # a restart: the running job goes back to the queue
+    assert q.requeue_interrupted() == ["k1"] and q.get("k1").state == "queued"
+    job = q.claim()
+    q.submit("k1", "inc-1", {"status": "resolved"}, "2026-11-20T11:25:00Z")  # while running
+    done = q.finish("k1", True, job.want, completed_run=True)
+    assert done.state == "render" and done.resolved_at == "2026-11-20T11:25:00Z"
+    render = q.claim()
+    assert render.mode == "render" and render.attempts == 3
+    final = q.finish("k1", True, render.want)
+    assert final.state == "done" and final.runs_completed == 1
+    assert q.counts()["done"] == 1
+    other, created = q.submit("k2", "inc-1", payload, None)  # same id, other group
+    assert created and other.incident_id != "inc-1" and other.incident_id.endswith("-k2")
+    q.close()
+
+
+def test_incident_ids_from_hostile_labels_are_safe() -> None:
+    from incident_lib.alerts import dedupe_key, validate_payload
+    from incident_lib.server import incident_id_for
+    from incident_lib.storage import validate_incident_id
+
+    p = validate_payload({
+        "version": "4", "status": "firing", "groupKey": "{}:{a=\"b\"}", "receiver": "r",
+        "commonLabels": {"alertname": "../../etc/{x}", "service": "pay ments\x1b[31m/.."},
+        "alerts": [{"status": "firing", "labels": {}, "startsAt": "2026-11-20T10:47:00Z"}]})
+    iid = incident_id_for(p, dedupe_key(p))
+    assert validate_incident_id(iid) == iid
+    assert iid.startswith("etc-x-pay-ments-31m-20261120t1047-")
+    assert not set(iid) & set("/{}. \x1b") - {"."}
