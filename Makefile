@@ -25,5 +25,8 @@ test: $(VENV)/.test
 lint: $(VENV)/.test
 	$(BIN)/ruff check .
 
+lab: $(VENV)/.test
+	$(BIN)/incident lab
+
 clean:
 	rm -rf runs/*/ runs/.data .pytest_cache

@@ -67,6 +67,8 @@ def resolve_sources(config: dict) -> tuple[dict[str, Any], dict[str, Any]]:
                                  f"{k}_env with the name of an environment variable")
         if spec.get("kind") == "files":
             spec["path"] = str((base / spec["path"]).resolve())
+        if spec.get("ca_bundle"):  # notebooks run in the run folder: make it absolute
+            spec["ca_bundle"] = str((base / spec["ca_bundle"]).resolve())
         sources[kind] = spec
     topo = config.get("topology") or {}
     if isinstance(topo, str):

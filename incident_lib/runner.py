@@ -242,7 +242,7 @@ def _fallback_report(path: Path) -> None:
 
 def _export_notebooks(path: Path, status: _Status) -> None:
     """Executed notebooks -> Markdown (inputs hidden, Markdown tables, figures in *_files/)."""
-    from .report.export import export_markdown
+    from .report.export import export_markdown, export_run_html
 
     for stage, nb in NOTEBOOKS.items():
         src = path / "notebooks" / nb
@@ -251,6 +251,10 @@ def _export_notebooks(path: Path, status: _Status) -> None:
                 export_markdown(src, src.with_suffix(".md"))
             except Exception as exc:  # noqa: BLE001 - export problems never fail the run
                 status.data.setdefault("export_errors", {})[stage] = f"{type(exc).__name__}"
+    try:
+        export_run_html(path)  # runs/<id>/investigation.html: code hidden, contents, figures
+    except Exception as exc:  # noqa: BLE001 - export problems never fail the run
+        status.data.setdefault("export_errors", {})["html"] = f"{type(exc).__name__}"
 
 
 def create_demo_run(root: Path | None = None, data: Path | None = None,

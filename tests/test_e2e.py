@@ -29,6 +29,8 @@ def test_status_all_stages_ok(demo_run: Path) -> None:
         md = (demo_run / "notebooks" / f"{nb}.md").read_text()
         assert "run = open_run" not in md  # inputs hidden in the export
         assert "<table" not in md  # DataFrames as Markdown, not raw HTML
+    html = (demo_run / "investigation.html").read_text()
+    assert "P1 (SEV1, critical)" in html and "data:image/png;base64" in html
 
 
 def test_triage_onset_severity_blast_radius(demo_run: Path, truth: dict) -> None:

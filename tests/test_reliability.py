@@ -161,3 +161,20 @@ def test_missing_backend_is_reported_and_run_ends(tmp_path: Path, small_data: Pa
     assert f"{kind} file" in st["stages"][stage]["error"]
     report = (path / "report.md").read_text()
     assert "Missing evidence" in report and f"{kind} file" in report
+
+
+def test_two_runs_at_once_both_finish(tmp_path: Path, small_data: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two different runs in parallel: private IPC kernel sockets, per-kernel run tokens."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("INCIDENT_RUNS_DIR", str(tmp_path / "runs"))
+    payload = json.loads((small_data / "alert.json").read_text())
+    paths = [create_run(incident_from_alert(payload, load_config(data_dir=small_data),
+                                            incident_id=f"para-{i}")) for i in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        states = list(pool.map(lambda p: execute(p, stages=["triage"], export=False), paths))
+    assert [s["stages"]["triage"]["state"] for s in states] == ["ok", "ok"]
+    tokens = {json.loads((p / "findings" / "triage.json").read_text())["run_token"]
+              for p in paths}
+    assert len(tokens) == 2

@@ -46,6 +46,9 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mp.setenv("INCIDENT_RUNS_DIR", str(tmp / "runs"))
     try:
         payload = json.loads((data / "alert.json").read_text())
+        title = "<img src=x onerror=alert(2)> [x](javascript:alert(3)) # t"
+        payload["commonAnnotations"]["summary"] = title  # the report title, status update
+        payload["commonLabels"]["team"] = "<script>alert(4)</script>"
         inc = incident_from_alert(payload, load_config(data_dir=data), incident_id="hostile")
         path = create_run(inc)
         st = execute(path)
@@ -80,10 +83,13 @@ def test_hostile_log_lines_are_inert_in_report_and_exports(hostile_run: Path) ->
         imgs = re.findall(r'<img src="([^"]*)"', html)
         assert all(src.startswith(("report_files/", "0")) for src in imgs), (name, imgs)
         assert "onerror=alert(" not in "".join(re.findall(r"<[^>]*>", html)), name
+        assert "<script" not in html, name
         assert 'href="javascript:' not in html, name
         assert not re.search(r"<h1>\s*heading", html), name
         seen += text.count("onerror=alert")
     assert seen > 0  # the hostile template is shown (inert), not silently dropped
+    report = (hostile_run / "report.md").read_text()
+    assert report.startswith("# Postmortem hostile: &lt;img src=x onerror=alert(2)&gt; \\[x\\]")
 
 
 def test_personal_data_is_redacted_everywhere(hostile_run: Path) -> None:

@@ -11,8 +11,9 @@ import pandas as pd
 from ..analysis.onset import find_excursion
 from ..analysis.severity import assess_severity
 from ..config import DEFAULT_SEVERITY_POLICY
+from ..errors import SourceError
 from ..model import iso
-from ..report.display import Section
+from ..report.display import Figure, Section
 from ..report.plots import plot_golden_signals
 from ..report.render import fmt_duration, fmt_pct, fmt_time, render_template
 from ..report.safe import md_inline, md_table
@@ -50,7 +51,12 @@ def golden_signals(run: Run) -> Section:
 def log_volume(run: Run) -> Section:
     """Log lines per minute by service and level (pushed down to the log backend)."""
     inc = run.incident
-    res = run.logs.count_over_time(inc.start_ts, inc.end_ts, "1min", ["service", "level"])
+    try:
+        res = run.logs.count_over_time(inc.start_ts, inc.end_ts, "1min", ["service", "level"])
+    except SourceError as exc:  # the log backend is down: triage goes on without it
+        msg = " ".join(str(exc).split())[:300]
+        return Section("Log volume by level", f"**Missing evidence:** {md_inline(msg)}",
+                       {"frame": pd.DataFrame(), "error": msg})
     df = run.record("log_volume", res, "triage")
     if df.empty:
         return Section("Log volume by level", "No log lines in the window (no data).",
@@ -204,16 +210,21 @@ def recent_changes(run: Run) -> Section:
     df = run.record("changes", res, "triage")
     if len(df):
         df["time"] = pd.to_datetime(df["time"], utc=True)
-    return Section("Changes in the window", md_table(df, ["time", "service", "type", "id",
-                                                          "description"]), {"frame": df})
+    md = md_table(df, ["time", "service", "type", "id", "description"])
+    if res.partial:
+        md += "\n**Partial results:** the change backend did not answer fully: " + "; ".join(
+            md_inline(w) for w in res.warnings[:5]) + "\n"
+    return Section("Changes in the window", md, {"frame": df})
 
 
-def plot(run: Run, sig: Section, onset: Section, changes: Section):
+def plot(run: Run, sig: Section, onset: Section, changes: Section) -> Figure:
     """Golden signals of the affected services with onset and change markers (saved PNG)."""
     services = onset.data.get("affected") or [run.incident.service]
     out = run.dir("report_files") / "golden_signals.png"
-    return plot_golden_signals(sig.data["frames"], services, onset.data["time"],
-                               changes.data["frame"], out, f"Golden signals: {run.incident.id}")
+    title = f"Golden signals: {run.incident.id}"
+    fig = plot_golden_signals(sig.data["frames"], services, onset.data["time"],
+                              changes.data["frame"], out, title)
+    return Figure(out, title, fig)
 
 
 def status_update(run: Run, severity: Section, impact: Section, changes: Section,
