@@ -121,27 +121,24 @@ class Incident:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
-    def _repr_markdown_(self) -> str:
-        from .report.safe import md_inline
-
-        rows = [
+    def _rows(self) -> list[tuple[str, str]]:
+        return [
             ("Incident", self.id),
             ("Title", self.title),
             ("Service", self.service),
             ("Window", f"{self.start} to {self.end}"),
             ("Alert", self.alert_time or "none (opened by hand)"),
         ]
+
+    def _repr_markdown_(self) -> str:
+        from .report.safe import md_inline
+
+        rows = self._rows()
         body = "\n".join(f"| {k} | {md_inline(v)} |" for k, v in rows)
         return "| | |\n|---|---|\n" + body + "\n"
 
     def _repr_html_(self) -> str:
-        rows = [
-            ("Incident", self.id),
-            ("Title", self.title),
-            ("Service", self.service),
-            ("Window", f"{self.start} to {self.end}"),
-            ("Alert", self.alert_time or "none (opened by hand)"),
-        ]
+        rows = self._rows()
         cells = "".join(
             f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
             f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"

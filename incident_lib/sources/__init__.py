@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from ..errors import InputError
@@ -27,65 +28,48 @@ __all__ = [
 ]
 
 
-def _kind(spec: dict[str, Any], what: str) -> str:
+# kind -> "module:Class" per telemetry kind; classes are imported only when used.
+_BACKENDS: dict[str, dict[str, str]] = {
+    "metrics": {"files": ".files:FilesMetricSource",
+                "prometheus": ".prometheus:PrometheusMetricSource",
+                "bundle": ".bundle:BundleMetricSource"},
+    "logs": {"files": ".files:FilesLogSource",
+             "elasticsearch": ".elasticsearch:ElasticsearchLogSource",
+             "bundle": ".bundle:BundleLogSource"},
+    "changes": {"files": ".files:FilesChangeSource",
+                "elasticsearch": ".elasticsearch:ElasticsearchChangeSource",
+                "bundle": ".bundle:BundleChangeSource"},
+}
+
+
+def _make(what: str, spec: dict[str, Any]) -> Any:
+    kinds = _BACKENDS[what]
     kind = spec.get("kind")
     if not kind:
-        raise InputError(f"sources.{what}.kind is missing: use files, prometheus or elasticsearch")
-    return str(kind)
+        raise InputError(f"sources.{what}.kind is missing: use {', '.join(kinds)}")
+    target = kinds.get(str(kind))
+    if target is None:
+        raise InputError(f"sources.{what}.kind {str(kind)[:30]!r} is unknown: use "
+                         f"{', '.join(kinds)}")
+    module, name = target.split(":")
+    cls = getattr(importlib.import_module(module, __package__), name)
+    if kind == "files":
+        return cls(spec["path"]) if what == "metrics" else cls(spec["path"], spec.get("fields"))
+    if kind == "bundle":
+        return cls(spec["path"])
+    return cls.from_spec(spec)
 
 
 def make_metric_source(spec: dict[str, Any]) -> MetricSource:
-    """A MetricSource from a config spec (kind: files | prometheus)."""
-    kind = _kind(spec, "metrics")
-    if kind == "files":
-        from .files import FilesMetricSource
-
-        return FilesMetricSource(spec["path"])
-    if kind == "bundle":
-        from .bundle import BundleMetricSource
-
-        return BundleMetricSource(spec["path"])
-    if kind == "prometheus":
-        from .prometheus import PrometheusMetricSource
-
-        return PrometheusMetricSource.from_spec(spec)
-    raise InputError(f"sources.metrics.kind {kind[:30]!r} is unknown: use files, prometheus "
-                     "or bundle")
+    """A MetricSource from a config spec (kind: files | prometheus | bundle)."""
+    return _make("metrics", spec)
 
 
 def make_log_source(spec: dict[str, Any]) -> LogSource:
-    """A LogSource from a config spec (kind: files | elasticsearch)."""
-    kind = _kind(spec, "logs")
-    if kind == "files":
-        from .files import FilesLogSource
-
-        return FilesLogSource(spec["path"], spec.get("fields"))
-    if kind == "bundle":
-        from .bundle import BundleLogSource
-
-        return BundleLogSource(spec["path"])
-    if kind == "elasticsearch":
-        from .elasticsearch import ElasticsearchLogSource
-
-        return ElasticsearchLogSource.from_spec(spec)
-    raise InputError(f"sources.logs.kind {kind[:30]!r} is unknown: use files, elasticsearch "
-                     "or bundle")
+    """A LogSource from a config spec (kind: files | elasticsearch | bundle)."""
+    return _make("logs", spec)
 
 
 def make_change_source(spec: dict[str, Any]) -> ChangeSource:
-    """A ChangeSource from a config spec (kind: files | elasticsearch)."""
-    kind = _kind(spec, "changes")
-    if kind == "files":
-        from .files import FilesChangeSource
-
-        return FilesChangeSource(spec["path"], spec.get("fields"))
-    if kind == "bundle":
-        from .bundle import BundleChangeSource
-
-        return BundleChangeSource(spec["path"])
-    if kind == "elasticsearch":
-        from .elasticsearch import ElasticsearchChangeSource
-
-        return ElasticsearchChangeSource.from_spec(spec)
-    raise InputError(f"sources.changes.kind {kind[:30]!r} is unknown: use files, "
-                     "elasticsearch or bundle")
+    """A ChangeSource from a config spec (kind: files | elasticsearch | bundle)."""
+    return _make("changes", spec)
