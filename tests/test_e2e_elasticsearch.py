@@ -160,3 +160,28 @@ def test_slow_cluster_gives_a_clear_error_and_run_folder_kept(replay: Run, es: E
     with pytest.raises(SourceError, match=r"did not answer within 0.3s \(retried\)"):
         correlation.load_logs(replay, correlation.context(replay))
     assert _hashes(replay) == before
+
+
+def test_sampled_what_changed_uses_exact_counts_from_aggregations(replay: Run,
+                                                                  es: EsServer) -> None:
+    """With only a sample on the client, field counts come from the cluster (pushdown)."""
+    ctx = correlation.context(replay)
+    logs = correlation.load_logs(replay, ctx)
+    assert logs.data["stats"]["read"] == CAP < logs.data["stats"]["matched"]
+    sec = correlation.log_fields(replay, ctx, logs)
+    idx = replay.evidence_index()
+    assert "exact counts by backend aggregation" in idx["what_changed"]["query"]
+    counts = replay.evidence("field_counts")
+    svc = counts[counts["field"] == "service"].set_index("value")
+    # exact: the whole incident window's payments lines, not the 20k sample's share
+    frame = logs.data["frame"]
+    i0, i1 = ctx.data["incident"]
+    in_sample = int(((frame["service"] == "payments") & (frame["time"] >= i0)
+                     & (frame["time"] <= i1)).sum())
+    assert svc.loc["payments", "incident_count"] > 4 * in_sample > 0
+    wc = sec.data["frame"]
+    pair = counts[(counts["field"] == "service & level") & (counts["value"] == "payments & error")]
+    row = wc[(wc["field"] == "service & level") & (wc["value"] == "payments & error")]
+    assert len(row) == 1 and int(row["incident_count"].iat[0]) == int(
+        pair["incident_count"].iat[0])
+    assert set(wc["field"]) & {"template_id", "service & template_id"}  # from the sample

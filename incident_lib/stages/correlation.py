@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+from scipy import stats
 
 from ..analysis.anomalies import rank_anomalies
-from ..analysis.spikes import template_changes, what_changed
+from ..analysis.spikes import compare_counts, template_changes, what_changed
 from ..analysis.suspects import rank_suspects
 from ..analysis.templates import mine_templates
 from ..errors import StageError
@@ -86,14 +87,49 @@ def log_fields(run: Run, ctx: Section, logs: Section) -> Section:
     base = df[(df["time"] >= b0) & (df["time"] < b1)]
     inc = df[(df["time"] >= i0) & (df["time"] <= i1)]
     fields = [c for c in ("service", "host", "level", "status", "template_id") if c in df]
-    wc = what_changed(base, inc, fields, max((b1 - b0).total_seconds() / 60, 1e-9),
-                      max((i1 - i0).total_seconds() / 60, 1e-9))
+    bm = max((b1 - b0).total_seconds() / 60, 1e-9)
+    im = max((i1 - i0).total_seconds() / 60, 1e-9)
+    read = logs.data["stats"]
+    pushdown = getattr(run.logs, "field_changes", None)
+    how = "counts from the sample of log lines"
+    if pushdown is not None and read["read"] < read["matched"]:
+        wc = _with_exact_counts(run, ctx, base, inc, fields, bm, im, pushdown)
+        how = "exact counts by backend aggregation; template pairs from the sample"
+    else:
+        wc = what_changed(base, inc, fields, bm, im)
     run.record("what_changed", QueryResult(wc, f"over-representation of {fields} and pairs: "
-                                               "incident vs baseline (binomial test, BH)",
-                                           "analysis"), "correlation")
+                                               f"incident vs baseline ({how}; binomial test, "
+                                               "BH)", "analysis"), "correlation")
     md = md_table(wc, ["field", "value", "baseline_count", "incident_count", "rate_ratio",
                        "q_value"], max_rows=12)
     return Section("What changed in the logs", md, {"frame": wc})
+
+
+PUSHDOWN_FIELDS = ("service", "host", "level", "status")
+
+
+def _with_exact_counts(run: Run, ctx: Section, base: pd.DataFrame, inc: pd.DataFrame,
+                       fields: list[str], bm: float, im: float, pushdown: Any) -> pd.DataFrame:
+    """What changed when the client holds only a sample: the backend counts field values (and
+    pairs) exactly by aggregation; only combinations with template ids come from the sample;
+    one Benjamini-Hochberg correction over everything tested."""
+    exact_fields = [f for f in PUSHDOWN_FIELDS if f in fields]
+    res = pushdown(ctx.data["baseline"], ctx.data["incident"], exact_fields)
+    fc = run.record("field_counts", res, "correlation")
+    keys = fc["field"].astype(str) + "\x00" + fc["value"].astype(str)
+    exact = compare_counts(pd.Series(fc["baseline_count"].to_numpy(), index=keys),
+                           pd.Series(fc["incident_count"].to_numpy(), index=keys), bm, im)
+    exact[["field", "value"]] = exact.pop("key").str.split("\x00", n=1, expand=True)
+    covered = set(exact["field"])
+    sample = what_changed(base, inc, fields, bm, im, alpha=1.01)
+    sample = sample[~sample["field"].isin(covered)]
+    out = pd.concat([exact, sample], ignore_index=True)
+    if out.empty:
+        return out
+    out["q_value"] = stats.false_discovery_control(out["p_value"].to_numpy(), method="bh")
+    out = out[(out["q_value"] < 0.01) & (out["rate_ratio"] > 1.5)]
+    return out.sort_values(["q_value", "rate_ratio"], ascending=[True, False]).reset_index(
+        drop=True)
 
 
 def anomalies(run: Run, ctx: Section) -> Section:
