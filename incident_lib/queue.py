@@ -11,6 +11,8 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,18 @@ class JobQueue:
         with self._lock:
             self._db.close()
 
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any error)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def _row(self, row: sqlite3.Row | None) -> Job | None:
         if row is None:
             return None
@@ -107,35 +121,29 @@ class JobQueue:
         """Insert a new job, or attach a repeat/update to the existing one; (job, created)."""
         now = time.time()
         status = str(payload.get("status"))
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                other = self._db.execute("SELECT key FROM jobs WHERE incident_id = ?",
-                                         (incident_id,)).fetchone()
-                if other is not None and other["key"] != key:  # id collision: widen it
-                    incident_id = f"{incident_id[:66]}-{key[:12]}"
-                cur = self._db.execute(
-                    "INSERT OR IGNORE INTO jobs (key, incident_id, state, payload, received, "
-                    "updated, last_status, resolved_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
-                    (key, incident_id, json.dumps(payload), now, now, status, resolved_at))
-                created = cur.rowcount == 1
-                if not created:
+        with self._tx():
+            other = self._db.execute("SELECT key FROM jobs WHERE incident_id = ?",
+                                     (incident_id,)).fetchone()
+            if other is not None and other["key"] != key:  # id collision: widen it
+                incident_id = f"{incident_id[:66]}-{key[:12]}"
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO jobs (key, incident_id, state, payload, received, "
+                "updated, last_status, resolved_at) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?)",
+                (key, incident_id, json.dumps(payload), now, now, status, resolved_at))
+            created = cur.rowcount == 1
+            if not created:
+                self._db.execute(
+                    "UPDATE jobs SET notifications = notifications + 1, updated = ?, "
+                    "last_status = ?, payload = ? WHERE key = ?",
+                    (now, status, json.dumps(payload), key))
+                if resolved_at:
                     self._db.execute(
-                        "UPDATE jobs SET notifications = notifications + 1, updated = ?, "
-                        "last_status = ?, payload = ? WHERE key = ?",
-                        (now, status, json.dumps(payload), key))
-                    if resolved_at:
-                        self._db.execute(
-                            "UPDATE jobs SET resolved_at = ?, want = want + 1, "
-                            "state = CASE WHEN state IN ('done', 'failed') THEN 'render' "
-                            "ELSE state END, "
-                            "mode = CASE WHEN state IN ('done', 'failed') THEN 'render' "
-                            "ELSE mode END WHERE key = ?", (resolved_at, key))
-                row = self._db.execute("SELECT * FROM jobs WHERE key = ?", (key,)).fetchone()
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+                        "UPDATE jobs SET resolved_at = ?, want = want + 1, "
+                        "state = CASE WHEN state IN ('done', 'failed') THEN 'render' "
+                        "ELSE state END, "
+                        "mode = CASE WHEN state IN ('done', 'failed') THEN 'render' "
+                        "ELSE mode END WHERE key = ?", (resolved_at, key))
+            row = self._db.execute("SELECT * FROM jobs WHERE key = ?", (key,)).fetchone()
         job = self._row(row)
         assert job is not None
         return job, created
@@ -143,25 +151,19 @@ class JobQueue:
     def claim(self, pid: int | None = None) -> Job | None:
         """Take the oldest queued (or render) job and mark it running; None if nothing waits."""
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute(
-                    "SELECT key FROM jobs WHERE state IN ('queued', 'render') "
-                    "ORDER BY received LIMIT 1").fetchone()
-                job = None
-                if row is not None:
-                    self._db.execute(
-                        "UPDATE jobs SET mode = CASE WHEN state = 'render' THEN 'render' "
-                        "ELSE 'run' END, state = 'running', started = ?, updated = ?, "
-                        "attempts = attempts + 1, pid = ?, error = NULL WHERE key = ?",
-                        (now, now, pid, row["key"]))
-                    job = self._row(self._db.execute(
-                        "SELECT * FROM jobs WHERE key = ?", (row["key"],)).fetchone())
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._tx():
+            row = self._db.execute(
+                "SELECT key FROM jobs WHERE state IN ('queued', 'render') "
+                "ORDER BY received LIMIT 1").fetchone()
+            job = None
+            if row is not None:
+                self._db.execute(
+                    "UPDATE jobs SET mode = CASE WHEN state = 'render' THEN 'render' "
+                    "ELSE 'run' END, state = 'running', started = ?, updated = ?, "
+                    "attempts = attempts + 1, pid = ?, error = NULL WHERE key = ?",
+                    (now, now, pid, row["key"]))
+                job = self._row(self._db.execute(
+                    "SELECT * FROM jobs WHERE key = ?", (row["key"],)).fetchone())
         return job
 
     def set_pid(self, key: str, pid: int) -> None:
@@ -173,42 +175,30 @@ class JobQueue:
                completed_run: bool = False) -> Job:
         """Mark a job done/failed; if a resolve arrived meanwhile, queue a re-render."""
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
-                    "UPDATE jobs SET have = MAX(have, ?), ended = ?, updated = ?, pid = NULL, "
-                    "error = ?, runs_completed = runs_completed + ?, "
-                    "state = ? WHERE key = ?",
-                    (have, now, now, error, 1 if completed_run else 0,
-                     "done" if ok else "failed", key))
-                self._db.execute(
-                    "UPDATE jobs SET state = 'render', mode = 'render' "
-                    "WHERE key = ? AND want > have AND state = 'done'", (key,))
-                row = self._db.execute("SELECT * FROM jobs WHERE key = ?", (key,)).fetchone()
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._tx():
+            self._db.execute(
+                "UPDATE jobs SET have = MAX(have, ?), ended = ?, updated = ?, pid = NULL, "
+                "error = ?, runs_completed = runs_completed + ?, "
+                "state = ? WHERE key = ?",
+                (have, now, now, error, 1 if completed_run else 0,
+                 "done" if ok else "failed", key))
+            self._db.execute(
+                "UPDATE jobs SET state = 'render', mode = 'render' "
+                "WHERE key = ? AND want > have AND state = 'done'", (key,))
+            row = self._db.execute("SELECT * FROM jobs WHERE key = ?", (key,)).fetchone()
         job = self._row(row)
         assert job is not None
         return job
 
     def requeue_interrupted(self) -> list[str]:
         """At startup: jobs left running by a dead server go back to the queue (same mode)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                rows = self._db.execute(
-                    "SELECT key, mode FROM jobs WHERE state = 'running'").fetchall()
-                for r in rows:
-                    self._db.execute(
-                        "UPDATE jobs SET state = ?, pid = NULL, updated = ? WHERE key = ?",
-                        ("render" if r["mode"] == "render" else "queued", time.time(), r["key"]))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._tx():
+            rows = self._db.execute(
+                "SELECT key, mode FROM jobs WHERE state = 'running'").fetchall()
+            for r in rows:
+                self._db.execute(
+                    "UPDATE jobs SET state = ?, pid = NULL, updated = ? WHERE key = ?",
+                    ("render" if r["mode"] == "render" else "queued", time.time(), r["key"]))
         return [r["key"] for r in rows]
 
     def get(self, key: str) -> Job | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from .safe import clean_text
+from .safe import clean_text, table_frame
 
 __all__ = ["Section", "Figure", "md_to_html", "html_table", "HTML_MAX_ROWS"]
 
@@ -63,9 +63,7 @@ def html_table(
     max_rows: int = HTML_MAX_ROWS,
 ) -> str:
     """An HTML table with every cell escaped; long tables are cut with a count."""
-    df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
-    if columns is not None:
-        df = df[[c for c in columns if c in df.columns]]
+    df = table_frame(rows, columns)
     if df.empty:
         return "<p><em>(no rows)</em></p>"
     head = "".join(f"<th>{_esc(c)}</th>" for c in df.columns)

@@ -8,7 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["clean_text", "md_inline", "md_code", "md_fence", "md_table", "MAX_LINE"]
+__all__ = ["clean_text", "md_inline", "md_code", "md_fence", "md_table", "table_frame",
+           "MAX_LINE"]
 
 MAX_LINE = 500
 # C0/C1 controls except tab/newline, ANSI escape sequences, bidi and zero-width controls.
@@ -55,6 +56,16 @@ def md_fence(lines: Iterable[Any] | str, lang: str = "text", max_len: int = MAX_
     return f"{fence}{lang}\n{body}\n{fence}"
 
 
+def table_frame(
+    rows: pd.DataFrame | Sequence[dict[str, Any]], columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Rows as a DataFrame restricted to the wanted columns that exist (shared by renderers)."""
+    df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    if columns is not None:
+        df = df[[c for c in columns if c in df.columns]]
+    return df
+
+
 def md_table(
     rows: pd.DataFrame | Sequence[dict[str, Any]],
     columns: Sequence[str] | None = None,
@@ -62,9 +73,7 @@ def md_table(
     code_columns: Sequence[str] = (),
 ) -> str:
     """A Markdown table with every cell escaped; long tables are cut with a count."""
-    df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
-    if columns is not None:
-        df = df[[c for c in columns if c in df.columns]]
+    df = table_frame(rows, columns)
     if df.empty:
         return "_(no rows)_\n"
     cols = list(df.columns)
