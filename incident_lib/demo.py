@@ -3,13 +3,17 @@
 A bad deploy of payments leaks database connections; its pool is exhausted two minutes later,
 payments answers 503, checkout (its caller) and frontend fail upstream, new error log templates
 appear, and a rollback restores health. Decoy changes and background noise are included.
+
+The generator is built from parameterised blocks (`Story`, `write_dataset`) that
+`incident_lib.scenarios` reuses to inject other fault types.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,7 +22,8 @@ import yaml
 from .model import iso
 from .storage import atomic_write_json, atomic_write_text, atomic_write_with
 
-__all__ = ["DemoSpec", "generate_demo", "SERVICES", "TOPOLOGY"]
+__all__ = ["DemoSpec", "Story", "generate_demo", "demo_story", "write_dataset", "alert_payload",
+           "sample_times", "SERVICES", "TOPOLOGY"]
 
 SERVICES = ["frontend", "checkout", "payments", "inventory", "postgres"]
 TOPOLOGY = {
@@ -40,6 +45,11 @@ BASE_RPS = {"frontend": 40.0, "checkout": 12.0, "payments": 10.8, "inventory": 2
             "postgres": 35.0}
 MEDIAN_S = {"frontend": 0.08, "checkout": 0.06, "payments": 0.04, "inventory": 0.02,
             "postgres": 0.003}
+# share of a caller's requests that fail when a callee fails completely
+EDGE = {("frontend", "checkout"): 0.3, ("frontend", "inventory"): 0.3,
+        ("checkout", "payments"): 0.9, ("checkout", "inventory"): 0.5,
+        ("payments", "postgres"): 0.9, ("inventory", "postgres"): 0.9}
+POOL_SERVICES = ("payments", "inventory")
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,75 @@ class DemoSpec:
     size: int = 200_000
     start: str = "2026-11-20T09:00:00Z"
     hours: float = 3.0
+
+
+@dataclass
+class Story:
+    """What happens to each service over time (arrays are per sample time; absent = normal)."""
+
+    tmin: np.ndarray
+    services: list[str] = field(default_factory=lambda: list(SERVICES))
+    calls: dict[str, list[str]] = field(default_factory=lambda: {
+        k: list(v) for k, v in TOPOLOGY["calls"].items()})
+    entrypoints: list[str] = field(default_factory=lambda: ["frontend"])
+    base_rps: dict[str, float] = field(default_factory=lambda: dict(BASE_RPS))
+    median_s: dict[str, float] = field(default_factory=lambda: dict(MEDIAN_S))
+    log_rate: dict[str, float] = field(default_factory=dict)
+    edge: dict[tuple[str, str], float] = field(default_factory=lambda: dict(EDGE))
+    own_fail: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    seen_fail: dict[str, np.ndarray] = field(default_factory=dict)
+    rps_mult: dict[str, np.ndarray] = field(default_factory=dict)
+    slow_mult: dict[str, np.ndarray] = field(default_factory=dict)
+    cpu_extra: dict[str, np.ndarray] = field(default_factory=dict)
+    mem_extra: dict[str, np.ndarray] = field(default_factory=dict)
+    pool_inuse: dict[str, np.ndarray] = field(default_factory=dict)
+    pool_max: dict[str, np.ndarray] = field(default_factory=dict)
+    resets: dict[str, list[float]] = field(default_factory=dict)
+    host_gens: dict[str, tuple[list[float], list[str]]] = field(default_factory=dict)
+    extra_templates: dict[str, list[Any]] = field(default_factory=dict)
+    upstream_msg: dict[str, str] = field(default_factory=dict)
+    deploy_lines: list[tuple[float, str, str, str, str]] = field(default_factory=list)
+    recs_from: float = float("inf")  # minute the recs-v2 flag starts logging
+
+    def channels(self, svc: str) -> dict[str, np.ndarray]:
+        """Failure share of svc by cause: its own channels plus `up:<callee>` channels."""
+        out = dict(self.own_fail.get(svc, {}))
+        for callee in self.calls.get(svc, []):
+            seen = self.seen(callee)
+            if np.any(seen > 0):
+                out[f"up:{callee}"] = self.edge.get((svc, callee), 0.5) * seen
+        return out
+
+    def fail(self, svc: str) -> np.ndarray:
+        """Total share of svc's requests failing at each sample time."""
+        chans = list(self.channels(svc).values())
+        if not chans:
+            return np.zeros_like(self.tmin)
+        total = chans[0]
+        for c in chans[1:]:
+            total = total + c
+        return np.minimum(total, 0.95)
+
+    def seen(self, svc: str) -> np.ndarray:
+        """Failure share callers of svc see (its own failures unless overridden)."""
+        return self.seen_fail[svc] if svc in self.seen_fail else self.fail(svc)
+
+    def ones(self, table: dict[str, np.ndarray], svc: str, default: float = 1.0) -> np.ndarray:
+        """table[svc] or a constant array."""
+        return table[svc] if svc in table else np.full_like(self.tmin, default)
+
+
+def sample_times(spec: DemoSpec, end_now: bool = False) -> tuple[pd.Timestamp, np.ndarray,
+                                                                  np.ndarray]:
+    """Data start, scrape times (epoch seconds) and their minute offsets."""
+    start = pd.Timestamp(spec.start)
+    if end_now:
+        now = pd.Timestamp.now(tz="UTC").floor("15s")
+        start = now - pd.Timedelta(hours=spec.hours)
+    t0 = start.timestamp()
+    n_int = int(spec.hours * 3600 / SCRAPE)
+    ts = t0 + OFFSET + SCRAPE * np.arange(n_int)
+    return start, ts, (ts - t0) / 60.0
 
 
 def _phase(tmin: np.ndarray) -> np.ndarray:
@@ -63,30 +142,39 @@ def _phase(tmin: np.ndarray) -> np.ndarray:
     return p
 
 
-def _fail_share(service: str, p_pay: np.ndarray) -> np.ndarray:
-    return {"payments": p_pay, "checkout": 0.9 * p_pay, "frontend": 0.3 * 0.9 * p_pay}.get(
-        service, np.zeros_like(p_pay)
-    )
+def background(story: Story) -> Story:
+    """Noise present in every dataset: a short inventory slow-query blip at minute 50."""
+    t = story.tmin
+    blip = (t >= 50) & (t < 53)
+    story.slow_mult["inventory"] = story.ones(story.slow_mult, "inventory") * np.where(
+        blip, 2.0, 1.0)
+    return story
+
+
+def demo_story(tmin: np.ndarray) -> Story:
+    """The default story: payments deploy leaks DB connections, pool exhausted, rollback."""
+    st = background(Story(tmin=tmin))
+    st.own_fail["payments"] = {"pool": _phase(tmin)}
+    st.mem_extra["payments"] = np.where((tmin >= DEPLOY_MIN) & (tmin < ROLLBACK_MIN), 40e6, 0.0)
+    inuse = np.full_like(tmin, np.nan)
+    leak = (tmin >= DEPLOY_MIN + 1) & (tmin < ONSET_MIN)
+    inuse[leak] = np.minimum(20, 5 + 15 * (tmin[leak] - DEPLOY_MIN - 1))
+    inuse[(tmin >= ONSET_MIN) & (tmin < ROLLBACK_MIN)] = 20
+    st.pool_inuse["payments"] = inuse
+    st.resets["payments"] = [DEPLOY_MIN, ROLLBACK_MIN]
+    st.host_gens["payments"] = ([DEPLOY_MIN, ROLLBACK_MIN], ["6b7d4", "8f2a1", "5d0e9"])
+    st.deploy_lines = [(DEPLOY_MIN, "payments", "6b7d4", "8f2a1",
+                        "starting payments version 2.14.0 with db pool max=20"),
+                       (ROLLBACK_MIN, "payments", "8f2a1", "5d0e9",
+                        "starting payments version 2.13.2 with db pool max=20")]
+    st.recs_from = 96.0
+    return st
 
 
 def generate_demo(out: str | Path, spec: DemoSpec | None = None, end_now: bool = False) -> Path:
     """Write logs.ndjson, metrics.om, changes.ndjson, alert.json, truth.json, incident.yaml."""
     spec = spec or DemoSpec()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(spec.seed)
-    start = pd.Timestamp(spec.start)
-    if end_now:
-        now = pd.Timestamp.now(tz="UTC").floor("15s")
-        start = now - pd.Timedelta(hours=spec.hours)
-    t0 = start.timestamp()
-    n_int = int(spec.hours * 3600 / SCRAPE)
-    ts = t0 + OFFSET + SCRAPE * np.arange(n_int)  # sample times
-    tmin = (ts - t0) / 60.0
-    p_pay = _phase(tmin)
-    season = 1.0 + 0.15 * np.sin(2 * np.pi * tmin / 180.0)
-    _write_metrics(out / "metrics.om", rng, ts, tmin, p_pay, season)
-    _write_logs(out / "logs.ndjson", rng, spec.size, ts, tmin, p_pay, season)
+    start, ts, tmin = sample_times(spec, end_now)
     at = lambda m: start + pd.Timedelta(minutes=m)  # noqa: E731
     changes = [
         (25, "checkout", "deploy", "chg-1001", "deploy checkout v5.3.1 (new cart summary)",
@@ -102,45 +190,67 @@ def generate_demo(out: str | Path, spec: DemoSpec | None = None, end_now: bool =
         (160, "postgres", "config", "chg-1006", "postgres: autovacuum_naptime 60s -> 30s",
          None, "dba"),
     ]
-    lines = []
-    for m, svc, typ, cid, desc, ver, who in changes:
-        rec = {"@timestamp": iso(at(m)), "service.name": svc, "change.type": typ,
-               "change.id": cid, "change.description": desc, "user.name": who}
-        if ver:
-            rec["service.version"] = ver
-        lines.append(json.dumps(rec))
-    atomic_write_text(out / "changes.ndjson", "\n".join(lines) + "\n")
-    alert_at = at(ALERT_MIN)
-    labels = {"alertname": "HighErrorRate", "service": "checkout", "severity": "page",
-              "team": "shop"}
-    alert = {
-        "version": "4",
-        "groupKey": '{}:{alertname="HighErrorRate"}',
-        "truncatedAlerts": 0,
-        "status": "firing",
-        "receiver": "incident-lib",
-        "groupLabels": {"alertname": "HighErrorRate"},
-        "commonLabels": labels,
-        "commonAnnotations": {"summary": "checkout 5xx above 5% for 5 minutes"},
-        "externalURL": "http://alertmanager.local:9093",
-        "alerts": [{
-            "status": "firing", "labels": labels,
-            "annotations": {"summary": "checkout 5xx above 5% for 5 minutes",
-                            "description": "error ratio on checkout is above 0.05"},
-            "startsAt": iso(alert_at), "endsAt": "0001-01-01T00:00:00Z",
-            "generatorURL": "http://prometheus.local:9090/graph", "fingerprint": "a1b2c3d4e5f60718",
-        }],
-    }
-    atomic_write_json(out / "alert.json", alert)
+    alert = alert_payload("HighErrorRate", "checkout", at(ALERT_MIN),
+                          "checkout 5xx above 5% for 5 minutes",
+                          "error ratio on checkout is above 0.05")
     truth = {
-        "onset": iso(at(ONSET_MIN)), "alert": iso(alert_at), "mitigated": iso(at(RECOVER_MIN)),
+        "onset": iso(at(ONSET_MIN)), "alert": iso(at(ALERT_MIN)),
+        "mitigated": iso(at(RECOVER_MIN)),
         "root_cause_service": "payments", "root_cause_change": "chg-1004",
         "affected_services": ["payments", "checkout", "frontend"],
         "decoy_changes": ["chg-1001", "chg-1002", "chg-1003", "chg-1006"],
         "fault": "bad_deploy_db_pool_exhaustion",
     }
+    return write_dataset(out, spec, demo_story(tmin), start, ts, changes, alert, truth)
+
+
+def alert_payload(alertname: str, service: str, at: pd.Timestamp, summary: str,
+                  description: str) -> dict[str, Any]:
+    """An Alertmanager webhook (v4) payload for one firing alert."""
+    labels = {"alertname": alertname, "service": service, "severity": "page", "team": "shop"}
+    return {
+        "version": "4",
+        "groupKey": f'{{}}:{{alertname="{alertname}"}}',
+        "truncatedAlerts": 0,
+        "status": "firing",
+        "receiver": "incident-lib",
+        "groupLabels": {"alertname": alertname},
+        "commonLabels": labels,
+        "commonAnnotations": {"summary": summary},
+        "externalURL": "http://alertmanager.local:9093",
+        "alerts": [{
+            "status": "firing", "labels": labels,
+            "annotations": {"summary": summary, "description": description},
+            "startsAt": iso(at), "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus.local:9090/graph", "fingerprint": "a1b2c3d4e5f60718",
+        }],
+    }
+
+
+def write_dataset(out: str | Path, spec: DemoSpec, story: Story, start: pd.Timestamp,
+                  ts: np.ndarray, changes: list[tuple], alert: dict[str, Any],
+                  truth: dict[str, Any], topology: dict[str, Any] | None = None) -> Path:
+    """Write the seven dataset files for a story (metrics, logs, changes, alert, truth, ...)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(spec.seed)
+    tmin = story.tmin
+    season = 1.0 + 0.15 * np.sin(2 * np.pi * tmin / 180.0)
+    _write_metrics(out / "metrics.om", rng, ts, tmin, story, season)
+    _write_logs(out / "logs.ndjson", rng, spec.size, ts, tmin, story, season)
+    lines = []
+    for m, svc, typ, cid, desc, ver, who in changes:
+        rec = {"@timestamp": iso(start + pd.Timedelta(minutes=m)), "service.name": svc,
+               "change.type": typ, "change.id": cid, "change.description": desc,
+               "user.name": who}
+        if ver:
+            rec["service.version"] = ver
+        lines.append(json.dumps(rec))
+    atomic_write_text(out / "changes.ndjson", "\n".join(lines) + "\n")
+    atomic_write_json(out / "alert.json", alert)
     atomic_write_json(out / "truth.json", truth)
-    atomic_write_text(out / "topology.yaml", yaml.safe_dump(TOPOLOGY, sort_keys=False))
+    topo = topology or {"calls": story.calls, "entrypoints": story.entrypoints}
+    atomic_write_text(out / "topology.yaml", yaml.safe_dump(topo, sort_keys=False))
     config = {
         "sources": {
             "metrics": {"kind": "files", "path": "metrics.om"},
@@ -165,19 +275,22 @@ def _counter(incs: np.ndarray, resets: np.ndarray, start: float = 0.0) -> np.nda
     return out
 
 
-def _write_metrics(path: Path, rng, ts, tmin, p_pay, season) -> None:
+def _write_metrics(path: Path, rng: np.random.Generator, ts: np.ndarray, tmin: np.ndarray,
+                   story: Story, season: np.ndarray) -> None:
+    """Write the OpenMetrics file: requests, latency histogram, CPU, memory, DB pool."""
+    from scipy.stats import lognorm
+
     n = len(ts)
-    restart = np.zeros(n, dtype=bool)
-    restart[np.searchsorted(tmin, [DEPLOY_MIN, ROLLBACK_MIN])] = True
-    no_reset = np.zeros(n, dtype=bool)
     fams: dict[str, list[str]] = {k: [] for k in
                                   ["req", "hist", "cpu", "mem", "pool", "poolmax"]}
     ts_txt = [f"{t:.3f}" for t in ts]
-    for svc in SERVICES:
-        resets = restart if svc == "payments" else no_reset
-        rps = BASE_RPS[svc] * season
+    for svc in story.services:
+        resets = np.zeros(n, dtype=bool)
+        if story.resets.get(svc):
+            resets[np.searchsorted(tmin, story.resets[svc])] = True
+        rps = story.base_rps[svc] * season * story.ones(story.rps_mult, svc)
         total = rng.poisson(rps * SCRAPE)
-        fail = _fail_share(svc, p_pay)
+        fail = story.fail(svc)
         n5xx_inc = rng.binomial(total, fail)
         n500 = rng.binomial(total - n5xx_inc, 0.002)
         n404 = rng.binomial(total - n5xx_inc - n500, 0.01)
@@ -188,11 +301,8 @@ def _write_metrics(path: Path, rng, ts, tmin, p_pay, season) -> None:
             fams["req"] += [f"http_requests_total{{{lab}}} {v:.0f} {t}"
                             for v, t in zip(vals, ts_txt, strict=True)]
         # latency histogram: ok requests lognormal (slower in the incident), failures ~5 s
-        med = MEDIAN_S[svc]
-        blip = (svc == "inventory") & (tmin >= 50) & (tmin < 53)
-        slow = np.where(fail > 0, 1.0 + 2.0 * fail / 0.4, 1.0) * np.where(blip, 2.0, 1.0)
-        from scipy.stats import lognorm
-
+        med = story.median_s[svc]
+        slow = np.where(fail > 0, 1.0 + 2.0 * fail / 0.4, 1.0) * story.ones(story.slow_mult, svc)
         ok_n = total - n5xx_inc
         scale = med * slow
         edges = np.array(BUCKETS[:-1])[:, None]
@@ -216,25 +326,24 @@ def _write_metrics(path: Path, rng, ts, tmin, p_pay, season) -> None:
             vals = _counter(incs, resets)
             fams["hist"] += [f'http_request_duration_seconds_{suffix}{{service="{svc}"}} '
                              f"{v:{fmt}} {t}" for v, t in zip(vals, ts_txt, strict=True)]
-        cpu_inc = SCRAPE * (0.05 + 0.01 * rps + 0.3 * fail) * rng.uniform(0.9, 1.1, n)
+        cpu = 0.05 + 0.01 * rps + 0.3 * fail + story.ones(story.cpu_extra, svc, 0.0)
+        cpu_inc = SCRAPE * cpu * rng.uniform(0.9, 1.1, n)
         vals = _counter(cpu_inc, resets)
         fams["cpu"] += [f'process_cpu_seconds_total{{service="{svc}"}} {v:.3f} {t}'
                         for v, t in zip(vals, ts_txt, strict=True)]
-        mem = 300e6 * (1 + 0.02 * rng.standard_normal(n))
-        if svc == "payments":
-            mem = mem + np.where((tmin >= DEPLOY_MIN) & (tmin < ROLLBACK_MIN), 40e6, 0.0)
+        mem = 300e6 * (1 + 0.02 * rng.standard_normal(n)) + story.ones(story.mem_extra, svc, 0.0)
         fams["mem"] += [f'process_resident_memory_bytes{{service="{svc}"}} {v:.0f} {t}'
                         for v, t in zip(mem, ts_txt, strict=True)]
-        if svc in ("payments", "inventory"):
+        if svc in POOL_SERVICES:
             inuse = np.clip(rng.poisson(5, n), 0, 20).astype(float)
-            if svc == "payments":
-                leak = (tmin >= DEPLOY_MIN + 1) & (tmin < ONSET_MIN)
-                inuse[leak] = np.minimum(20, 5 + 15 * (tmin[leak] - DEPLOY_MIN - 1))
-                inuse[(tmin >= ONSET_MIN) & (tmin < ROLLBACK_MIN)] = 20
+            over = story.pool_inuse.get(svc)
+            if over is not None:
+                inuse = np.where(np.isfinite(over), over, inuse)
+            pmax = story.ones(story.pool_max, svc, 20.0)
             fams["pool"] += [f'db_pool_connections_in_use{{service="{svc}"}} {v:.0f} {t}'
                              for v, t in zip(inuse, ts_txt, strict=True)]
-            fams["poolmax"] += [f'db_pool_connections_max{{service="{svc}"}} 20 {t}'
-                                for t in ts_txt]
+            fams["poolmax"] += [f'db_pool_connections_max{{service="{svc}"}} {v:.0f} {t}'
+                                for v, t in zip(pmax, ts_txt, strict=True)]
     header = {
         "req": "# HELP http_requests HTTP requests served.\n# TYPE http_requests counter",
         "hist": "# HELP http_request_duration_seconds Request latency.\n"
@@ -256,18 +365,17 @@ def _write_metrics(path: Path, rng, ts, tmin, p_pay, season) -> None:
             for key, rows in fams.items():
                 fh.write(header[key] + "\n")
                 if key == "hist":
-                    rows = _group_histogram(rows, n)
+                    rows = _group_histogram(rows, n, len(story.services))
                 fh.write("\n".join(rows) + "\n")
             fh.write("# EOF\n")
 
     atomic_write_with(path, _write)
 
 
-def _group_histogram(rows: list[str], n: int) -> list[str]:
+def _group_histogram(rows: list[str], n: int, n_series: int) -> list[str]:
     """Order histogram lines per series and timestamp (buckets, count, sum together)."""
     per = len(rows) // n  # lines per time step across all series
     blocks = [rows[i * n:(i + 1) * n] for i in range(per)]
-    n_series = len(SERVICES)
     per_series = per // n_series
     out = []
     for s in range(n_series):

@@ -16,24 +16,38 @@ LEVEL_WEIGHT = {"error": 1.0, "fatal": 1.0, "critical": 1.0, "warn": 0.5, "warni
 def compare_counts(
     base: pd.Series, inc: pd.Series, base_minutes: float, inc_minutes: float
 ) -> pd.DataFrame:
-    """Per key: counts, rates per minute, rate ratio, one-sided Poisson p-value, BH q-value.
+    """Per key: counts, rates per minute, rate ratio (effect size), p-value, BH q-value.
 
     The test is the exact conditional test of two Poisson rates: given n = k_inc + k_base,
     k_inc ~ Binomial(n, T_inc / (T_inc + T_base)) under "no change" (scipy.stats.binomtest).
+    Effect size: rate_ratio = incident rate / baseline rate (baseline count + 0.5, so a new
+    key has a finite ratio), its log2, and ratio_ci_low, the lower end of the exact 95%
+    Clopper-Pearson interval of the binomial share turned into a rate ratio (how large the
+    increase is at least, finite even for a key absent from the baseline).
     """
     keys = base.index.union(inc.index)
     k0 = base.reindex(keys, fill_value=0).astype(int).to_numpy()
     k1 = inc.reindex(keys, fill_value=0).astype(int).to_numpy()
     share = inc_minutes / (inc_minutes + base_minutes)
-    p = np.array([stats.binomtest(int(a), int(a + b), share, alternative="greater").pvalue
-                  if a + b > 0 else 1.0 for a, b in zip(k1, k0, strict=True)])
+    p = np.ones(len(keys))
+    low = np.zeros(len(keys))
+    for i, (a, b) in enumerate(zip(k1, k0, strict=True)):
+        if a + b == 0:
+            continue
+        res = stats.binomtest(int(a), int(a + b), share, alternative="greater")
+        p[i] = res.pvalue
+        lo = res.proportion_ci(confidence_level=0.95, method="exact").low
+        low[i] = np.inf if lo >= 1 else lo / (1 - lo) * base_minutes / inc_minutes
     q = stats.false_discovery_control(p, method="bh") if len(p) else p
     rate0 = k0 / base_minutes
     rate1 = k1 / inc_minutes
     ratio = rate1 / ((k0 + 0.5) / base_minutes)
+    with np.errstate(divide="ignore"):
+        log2 = np.log2(ratio)
     return pd.DataFrame({"key": keys, "baseline_count": k0, "incident_count": k1,
                          "baseline_per_min": rate0, "incident_per_min": rate1,
-                         "rate_ratio": ratio, "p_value": p, "q_value": q})
+                         "rate_ratio": ratio, "log2_ratio": log2, "ratio_ci_low": low,
+                         "p_value": p, "q_value": q})
 
 
 def template_changes(
@@ -77,8 +91,8 @@ def template_changes(
     out = out[out["status"] != ""].copy()
     out = out.sort_values(["weight", "status", "incident_count"], ascending=[False, True, False])
     cols = ["service", "template_id", "template", "level", "status", "baseline_count",
-            "incident_count", "baseline_per_min", "incident_per_min", "rate_ratio", "p_value",
-            "q_value", "weight"]
+            "incident_count", "baseline_per_min", "incident_per_min", "rate_ratio",
+            "log2_ratio", "ratio_ci_low", "p_value", "q_value", "weight"]
     return out[cols].reset_index(drop=True)
 
 
@@ -93,7 +107,12 @@ def what_changed(
     alpha: float = 0.01,
     max_values: int = 200,
 ) -> pd.DataFrame:
-    """Field values (and pairs) over-represented in the incident window, with BH q-values."""
+    """Field values (and pairs) over-represented in the incident window, with BH q-values.
+
+    One row per (field or field pair, value) with counts, rate_ratio / log2_ratio /
+    ratio_ci_low (effect size), p_value and q_value (Benjamini-Hochberg over every value and
+    pair tested); kept when q_value < alpha and rate_ratio > 1.5, most significant first.
+    """
     rows = []
     combos: list[tuple[str, ...]] = [(f,) for f in fields]
     if pairs:

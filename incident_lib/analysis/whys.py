@@ -71,23 +71,40 @@ def five_whys(
         else f"No sustained change was measured on {alert_service}.", sym)
     path = call_path(calls, alert_service, culprit) if culprit else []
     if culprit and culprit != alert_service:
-        ev = [_metric_ev(anomalies, culprit, "error_rate"), _metric_ev(anomalies, culprit,
-                                                                         "latency_p99")]
-        caller_tpl = _templates(templates, alert_service, culprit)
-        ev += caller_tpl
-        via = " -> ".join(path) if path else f"{alert_service} ... {culprit}"
-        add(f"Why did {alert_service} fail?",
-            f"Its dependency {culprit} failed first and the failure propagated along {via}.", ev)
+        ev = [_metric_ev(anomalies, culprit, s) for s in ("error_rate", "latency_p99", "traffic",
+                                                          "cpu")]
+        ev = [e for e in ev if e][:2] + _templates(templates, alert_service, culprit)
+        if path:
+            text = (f"Its dependency {culprit} failed first and the failure propagated along "
+                    f"{' -> '.join(path)}.")
+        else:
+            link = next((e["text"] for e in (top or {}).get("evidence", [])
+                         if e["kind"] == "dependency"), "")
+            text = (f"{culprit} is not on {alert_service}'s call path but moved first"
+                    + (f" ({link})" if link else "") + ".")
+        add(f"Why did {alert_service} fail?", text, ev)
     if culprit:
         tpl = _templates(templates, culprit, None)
-        sat = [_metric_ev(anomalies, culprit, s) for s in ("db_pool_utilization", "cpu", "memory")]
-        sat = [s for s in sat if s]
-        text = f"{culprit} logged new or surging errors"
+        link = " ".join(e["text"] for e in (top or {}).get("evidence", [])
+                        if e["kind"] == "dependency")
+        order = ["db_pool_utilization", "cpu", "memory", "traffic"]
+        if "traffic surge" in link:
+            order = ["traffic", *order[:-1]]
+        sat = [s for s in (_metric_ev(anomalies, culprit, x) for x in order) if s]
+        failing = any(_metric_ev(anomalies, culprit, x) for x in ("error_rate", "latency_p99"))
+        blame = [t for c in sorted(calls) if culprit in calls.get(c, [])
+                 for t in _templates(templates, c, culprit)][:1]
+        parts = []
         if tpl:
-            text += f": {tpl[0]['template']!r}"
+            parts.append(f"{culprit} logged a new or surging template: {tpl[0]['template']!r}")
         if sat:
-            text += f"; saturation: {sat[0]['query']} {sat[0]['numbers']}"
-        add(f"Why did {culprit} fail?", text + ".", tpl[:2] + sat[:1])
+            parts.append(f"{sat[0]['query']} went from {sat[0]['numbers']}")
+        if blame:
+            parts.append(f"its callers' new errors name it: {blame[0]['template']!r}")
+        text = "; ".join(parts) if parts else f"No signal of {culprit} itself explains it"
+        question = (f"Why did {culprit} fail?" if failing or culprit == alert_service
+                    or path else f"What went wrong on {culprit}?")
+        add(question, text + ".", tpl[:2] + sat[:1] + blame)
     if top and top.get("change_id"):
         ev = [{"evidence": "changes", "query": queries.get("changes", ""),
                "numbers": next((e["text"] for e in top["evidence"] if e["kind"] == "change"), "")}]
@@ -102,10 +119,20 @@ def five_whys(
         add("Why did this start when it did?",
             f"No change on {culprit} was recorded near the onset; look for unrecorded "
             "changes, load or a dependency outside the topology.", [])
-    while len(whys) < 5:
-        add("Why was it not caught before production?",
-            "Pre-production checks may not exercise this failure mode; to be confirmed by "
-            "the team in the postmortem.", [])
+    fillers = [("Why was it not caught before production?",
+                "Pre-production checks may not exercise this failure mode; to be confirmed by "
+                "the team in the postmortem."),
+               ("Why did it take this long to detect and mitigate?",
+                "Alerting may watch symptoms only (the alert fired after the onset shown in "
+                "the timeline); to be confirmed by the team in the postmortem."),
+               ("Why did no safeguard (canary, load shedding, circuit breaker) contain it?",
+                "Not known from telemetry; to be answered by the team in the postmortem."),
+               ("Why was there no earlier warning?",
+                "No leading signal was found in the measured window; to be confirmed by the "
+                "team in the postmortem.")]
+    for question, answer in fillers:
+        if len(whys) < 5:
+            add(question, answer, [])
     return whys[:5]
 
 
@@ -132,7 +159,7 @@ def rollback_or_fix(
     *,
     recent: pd.Timedelta = pd.Timedelta("30min"),
 ) -> dict[str, Any]:
-    """Decision tree: critical or a change shortly before onset -> roll back; quick fix -> fix."""
+    """Quick known fix -> fix forward; no change -> mitigate; P1 or recent change -> roll back."""
     change_recent = False
     if top_suspect and top_suspect.get("change_time") and top_suspect.get("change_type") in (
             "deploy", "config", "feature_flag", "flag"):
@@ -141,6 +168,14 @@ def rollback_or_fix(
     cause_known = bool(top_suspect and top_suspect["score"] >= 0.6)
     target = (f"{top_suspect['change_id']} on {top_suspect['service']}"
               if top_suspect and top_suspect.get("change_id") else "the last change")
+    no_change = bool(top_suspect and not top_suspect.get("change_id")
+                     and top_suspect["score"] >= 0.5)
+    if no_change and not (cause_known and fix_minutes is not None and fix_minutes < 15):
+        svc = top_suspect["service"] if top_suspect else ""
+        return {"decision": "mitigate", "rule": "no change on the suspect -> mitigate, nothing "
+                "to roll back", "target": svc,
+                "why": f"no deploy, config or flag change on {svc} near the onset: scale, fail "
+                       "over, shed load or free the exhausted resource"}
     if severity == "P1":
         return {"decision": "roll back", "rule": "critical impact -> roll back",
                 "target": target, "why": "P1 impact: restore service first, fix later"}

@@ -50,3 +50,54 @@ def test_ramp_walks_back_to_first_departure() -> None:
     v[200:260] = 1.0 + np.linspace(0.6, 30, 60)  # slow start, then clearly high
     exc = find_excursion(_series(v), unit="req/s")
     assert exc is not None and exc.onset == pd.Timestamp("2026-01-01T00:50:00Z")
+
+
+def test_gradual_leak_onset_is_the_knee_not_the_threshold_crossing() -> None:
+    rng = np.random.default_rng(3)
+    v = 300e6 + 6e6 * rng.standard_normal(400)
+    v[200:] += np.minimum(np.arange(200) * 4.4e6, 212e6)  # leak from point 200 = 00:50:00
+    exc = find_excursion(_series(v), unit="bytes")
+    assert exc is not None
+    # the walk-back alone stops at 00:51:45 (threshold crossing); the ruptures knee: 00:49:45
+    assert exc.onset == pd.Timestamp("2026-01-01T00:49:45Z")
+    late = find_excursion(_series(v), unit="bytes", gradual=pd.Timedelta("1D"))
+    assert late is not None and late.onset == pd.Timestamp("2026-01-01T00:51:45Z")
+
+
+def _two_days(incident: bool) -> pd.Series:
+    rng = np.random.default_rng(4)
+    idx = pd.date_range("2026-01-01T00:00Z", periods=2 * 288, freq="5min")
+    day = (np.arange(576) % 288) / 288
+    v = 100 + 50 * np.sin(2 * np.pi * (day - 0.25)) + rng.normal(0, 2, 576)  # peak at 12:00
+    if incident:
+        v[288 + 204:288 + 220] += 40  # day 2, 17:00 to 18:20
+    return pd.Series(v, index=idx)
+
+
+def test_daily_peak_is_not_an_incident_with_a_seasonal_baseline() -> None:
+    s = _two_days(incident=False)
+    base_end = pd.Timestamp("2026-01-02T06:00Z")  # baseline ends in the night trough
+    assert find_excursion(s, unit="req/s", baseline_end=base_end) is None
+    # the same day without yesterday to compare with: the daily peak looks like an incident
+    today = s[s.index >= pd.Timestamp("2026-01-02T00:00Z")]
+    assert find_excursion(today, unit="req/s", baseline_end=base_end) is not None
+
+
+def test_incident_on_top_of_the_daily_cycle_has_exact_onset() -> None:
+    exc = find_excursion(_two_days(incident=True), unit="req/s",
+                         baseline_end=pd.Timestamp("2026-01-02T16:00Z"))
+    assert exc is not None
+    assert exc.onset == pd.Timestamp("2026-01-02T17:00Z")
+    assert exc.recovered == pd.Timestamp("2026-01-02T18:20Z")
+
+
+def test_blip_long_before_the_alert_is_not_the_onset() -> None:
+    v = np.full(400, 0.01)
+    v[100:106] = 0.03  # 90 s excursion at 00:25, recovered 30 min before the alert
+    ref = pd.Timestamp("2026-01-01T01:00:00Z")
+    assert find_excursion(_series(v), unit="ratio", ref_time=ref,
+                          baseline_end=pd.Timestamp("2026-01-01T00:20:00Z")) is None
+    v[236:300] = 0.2  # the incident: 00:59:00 onwards
+    exc = find_excursion(_series(v), unit="ratio", ref_time=ref,
+                         baseline_end=pd.Timestamp("2026-01-01T00:20:00Z"))
+    assert exc is not None and exc.onset == pd.Timestamp("2026-01-01T00:59:00Z")

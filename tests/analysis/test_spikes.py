@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from incident_lib.analysis.spikes import compare_counts, template_changes, what_changed
@@ -46,3 +47,13 @@ def test_what_changed_finds_value_and_pair() -> None:
     assert ("service", "db") in vals and ("level", "error") in vals
     assert ("service & level", "db & error") in vals
     assert ("service & level", "api & info") not in vals
+
+
+def test_effect_size_columns() -> None:
+    out = compare_counts(pd.Series({"a": 10, "b": 0}), pd.Series({"a": 40, "b": 12}), 10, 10)
+    row = out.set_index("key")
+    assert abs(row.loc["a", "rate_ratio"] - 40 / 10.5) < 1e-9
+    assert abs(row.loc["a", "log2_ratio"] - np.log2(40 / 10.5)) < 1e-9
+    assert abs(row.loc["a", "ratio_ci_low"] - 2.1686) < 1e-4  # exact 95% bound: >= 2.17x
+    assert abs(row.loc["b", "rate_ratio"] - 24.0) < 1e-9  # new key: 12 / (0 + 0.5)
+    assert abs(row.loc["b", "ratio_ci_low"] - 3.5265) < 1e-4

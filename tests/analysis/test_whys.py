@@ -48,11 +48,46 @@ def test_whys_with_evidence_are_facts() -> None:
     ("P2", _suspect(), None, "roll back", "change shortly before onset"),
     ("P2", _suspect(change_id=None, change_time=None, change_type=None), 10, "fix forward",
      "fix < 15 min"),
-    ("P3", _suspect(change_id=None, change_time=None, change_type=None), 45, "roll back",
+    ("P3", _suspect(change_time=(ONSET - pd.Timedelta("2h")).isoformat()), 45, "roll back",
      "fix > 30 min"),
+    ("P1", _suspect(change_id=None, change_time=None, change_type=None), None, "mitigate",
+     "no change on the suspect"),
     ("P3", None, None, "roll back", "default"),
 ])
 def test_rollback_or_fix(sev: str, suspect: dict | None, fix: float | None, decision: str,
                          rule: str) -> None:
     out = rollback_or_fix(sev, suspect, ONSET, fix)
     assert out["decision"] == decision and rule in out["rule"]
+
+
+def test_culprit_off_the_call_path_and_blamed_by_callers() -> None:
+    an = pd.DataFrame([
+        {"service": "web", "signal": "error_rate", "score": 0.9, "unit": "ratio",
+         "baseline": 0.001, "incident": 0.2, "onset": ONSET},
+        {"service": "batch", "signal": "cpu", "score": 1.0, "unit": "cores",
+         "baseline": 0.1, "incident": 1.9, "onset": ONSET - pd.Timedelta("2min")},
+    ])
+    top = _suspect(service="batch", change_id=None, change=None, change_type=None,
+                   change_time=None, evidence=[{"kind": "dependency",
+                                                "text": "anomalous, nothing explains it"}])
+    whys = five_whys("web", [top], an, pd.DataFrame(), {"web": ["api"], "batch": []}, {})
+    assert whys[1]["answer"] == ("batch is not on web's call path but moved first "
+                                 "(anomalous, nothing explains it).")
+    assert whys[1]["status"] == "fact"  # cites batch's cpu
+    assert whys[2]["answer"] == ("cpu{service='batch'} went from 0.1 cores in baseline -> "
+                                 "1.9 cores in the incident window, from 00:58:00.")
+    assert [w["status"] for w in whys[3:]] == ["hypothesis", "hypothesis"]
+    assert whys[3]["answer"].startswith("No change on batch was recorded")
+
+
+def test_callers_errors_naming_the_culprit_are_cited() -> None:
+    tpl = pd.DataFrame([{"service": "web", "template_id": "T1", "status": "new",
+                         "template": "call to api failed: x509: certificate has expired",
+                         "baseline_count": 0, "incident_count": 30}])
+    top = _suspect(change_id=None, change=None, change_type=None, change_time=None)
+    whys = five_whys("web", [top], pd.DataFrame(columns=["service", "signal", "score"]), tpl,
+                     {"web": ["api"]}, {})
+    assert whys[2]["question"] == "Why did api fail?"
+    assert "its callers' new errors name it: 'call to api failed: x509" in whys[2]["answer"]
+    assert whys[2]["evidence"][0]["numbers"] == ("0 lines in baseline -> 30 in the incident "
+                                                 "window (new)")
