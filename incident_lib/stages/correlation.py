@@ -170,7 +170,8 @@ def changes(run: Run, ctx: Section) -> Section:
 def suspects(run: Run, ctx: Section, an: Section, tpl: Section, ch: Section) -> Section:
     """Ranked suspects, each with its evidence and score breakdown."""
     ranked = rank_suspects(an.data["frame"], tpl.data["frame"], ch.data["frame"], calls_of(run),
-                           ctx.data["incident"][0])
+                           ctx.data["incident"][0],
+                           colocated=run.incident.topology.get("hosts") or None)
     rows = [{"rank": s["rank"], "service": s["service"], "change": s["change_id"] or "",
              "score": s["score"], **s["breakdown"]} for s in ranked]
     md = md_table(rows, max_rows=10)

@@ -101,7 +101,9 @@ def _context(run: Run, g: Section, tl: Section) -> dict[str, Any]:
         "mttd_s": mttd, "top": top,
         "suspects": suspects[:5], "mitigation": mitigation, "timeline": tl.data["events"],
         "missing": g.data["missing"], "partial": g.data["partial"], "queries": queries,
-        "confident": bool(top and top["score"] >= 0.7 and top.get("evidence")),
+        # stated as fact only with a strong score, evidence and a clear lead over the next
+        "confident": bool(top and top["score"] >= 0.7 and top.get("evidence")
+                          and top.get("margin", 1.0) >= 0.15),
         "generated": iso(pd.Timestamp.now(tz="UTC")),
     }
 
