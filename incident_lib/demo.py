@@ -287,7 +287,8 @@ def _write_metrics(path: Path, rng: np.random.Generator, ts: np.ndarray, tmin: n
     for svc in story.services:
         resets = np.zeros(n, dtype=bool)
         if story.resets.get(svc):
-            resets[np.searchsorted(tmin, story.resets[svc])] = True
+            idx = np.searchsorted(tmin, story.resets[svc])
+            resets[idx[idx < n]] = True  # restarts after the end of the data do not show
         rps = story.base_rps[svc] * season * story.ones(story.rps_mult, svc)
         total = rng.poisson(rps * SCRAPE)
         fail = story.fail(svc)

@@ -124,3 +124,20 @@ def test_cli_run_for_a_service_and_window(tmp_path: Path, demo_data: Path) -> No
     tri = json.loads((report.parent / "findings" / "triage.json").read_text())["data"]
     assert abs(pd.Timestamp(tri["onset"]["time"]) - pd.Timestamp("2026-11-20T10:42:00Z")) \
         <= pd.Timedelta("2min")
+
+
+def test_quiet_window_reports_no_impact(tmp_path: Path, demo_data: Path) -> None:
+    """A window with no incident: triage says so instead of inventing an onset."""
+    from incident_lib.alerts import incident_from_cli
+    from incident_lib.config import load_config
+    from incident_lib.runner import create_run, execute
+
+    inc = incident_from_cli("inventory", "2026-11-20T09:00:00Z", "2026-11-20T09:45:00Z",
+                            load_config(data_dir=demo_data), "quiet")
+    path = create_run(inc, root=tmp_path)
+    st = execute(path, export=False)
+    assert st["stages"]["triage"]["state"] == "ok", st["stages"]["triage"]
+    tri = _findings(path, "triage")
+    assert tri["onset"]["time"] is None and tri["impact"]["affected_services"] == []
+    assert "none measured yet" in tri["status_update"]["text"]
+    assert "onset and impact are unknown" in (path / "report.md").read_text()

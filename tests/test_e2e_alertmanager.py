@@ -21,8 +21,8 @@ from tests.prom_servers import (
 )
 
 TOKEN = "e2e-webhook-token"
-# Fires on the backfilled demo data (which ends now): checkout's 5xx share peaked above 5%
-# within the last 90 minutes. `service` comes from `by (service)`, as in a real rule.
+# Fires on the backfilled demo data (which ends now, mid-incident): checkout's 5xx share
+# above 5% within the last 90 minutes. `service` comes from `by (service)`, as in a real rule.
 RULES = """
 groups:
   - name: demo
@@ -40,12 +40,14 @@ groups:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """Demo data ending now, Prometheus (rules) -> Alertmanager -> incident serve."""
-    from incident_lib.demo import generate_demo
+    from incident_lib.demo import DemoSpec, generate_demo
 
     for name in ("prometheus", "promtool", "prometheus-alertmanager"):
         require_binary(name)
     work = tmp_path_factory.mktemp("e2e-am")
-    data = generate_demo(work / "data", end_now=True)
+    # 1 h 54 min of data ending now: the incident began 12 minutes ago and is still going on,
+    # as when a real alert fires (the rollback in the story has not happened yet)
+    data = generate_demo(work / "data", DemoSpec(hours=1.9), end_now=True)
     prom_port = free_port()
     config = {"sources": {
         "metrics": {"kind": "prometheus", "url": f"http://127.0.0.1:{prom_port}", "timeout": 30},

@@ -133,9 +133,15 @@ def measure_impact(run: Run, sig: Section, onset: Section) -> Section:
     inc = run.incident
     as_of = min(pd.Timestamp(datetime.now(UTC)), inc.end_ts)
     if t_on is None:
-        return Section("Impact", "No onset, so no measurable impact.",
-                       {"affected_services": [], "customer_error_share": 0.0, "status": "unknown",
-                        "as_of": iso(as_of)})
+        return Section("Impact and blast radius",
+                       "No sustained excursion near the alert, so **no measurable impact** "
+                       "(no data, or the signals do not show it).",
+                       {"onset": None, "recovered": None, "as_of": iso(as_of),
+                        "status": "unknown", "duration_s": None,
+                        "entrypoints": entrypoints_of(run), "affected_services": [],
+                        "customer_error_share": 0.0, "failed_requests": 0,
+                        "total_requests": 0, "customer_latency_ratio": 1.0,
+                        "per_service": [], "users_affected": None})
     mv = onset.data["movers"]
     imp = mv[mv["impact"]]
     recs = imp["recovered"].tolist()
