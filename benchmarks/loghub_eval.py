@@ -16,12 +16,16 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from incident_lib.loghub import group_accuracy, read_log_file, run_templates_command  # noqa: E402
 
-DEFAULT_DATA = "/work/shared/data/loghub_2k"
+DEFAULT_DATA = str(next(
+    (p for p in (Path(__file__).resolve().parents[2] / "shared/data/loghub_2k",
+                 Path("/work/shared/data/loghub_2k")) if p.is_dir()),
+    Path("/work/shared/data/loghub_2k")))
 SYSTEMS = ["HDFS", "Hadoop", "Spark", "Zookeeper", "Android", "HealthApp", "Apache", "OpenSSH"]
 
 # drain3's own example masking (drain3.ini in its repository), minus the one

@@ -16,7 +16,10 @@ from incident_lib.loghub import (
     run_templates_command,
 )
 
-LOGHUB = Path("/work/shared/data/loghub_2k")
+# shared/ sits beside the checkout (as in CI's fresh clone); /work/shared on developer machines
+LOGHUB = next((p for p in (Path(__file__).resolve().parents[2] / "shared/data/loghub_2k",
+                           Path("/work/shared/data/loghub_2k")) if p.is_dir()),
+              Path("/work/shared/data/loghub_2k"))
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
