@@ -125,9 +125,14 @@ def start_prometheus(tsdb: Path, workdir: Path, *, rules: str | None = None,
                    # Alertmanager: that first notification is dropped and, by default, sent
                    # again only after 1 min. A long-running server has no such gap.
                    "--rules.alert.resend-delay=2s"], log)
+    return _ready(proc, port, log, timeout=60)
+
+
+def _ready(proc: subprocess.Popen, port: int, log: Path, timeout: float) -> Proc:
+    """Wait for /-/ready on 127.0.0.1:port; kill the process if it never gets there."""
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{url}/-/ready", proc, log, timeout=60)
+        wait_http(f"{url}/-/ready", proc, log, timeout=timeout)
     except BaseException:
         Proc(proc, url, log).stop(signal.SIGKILL)
         raise
@@ -151,13 +156,7 @@ def start_alertmanager(workdir: Path, webhook_url: str, token: str) -> Proc:
     proc = _spawn([binary, f"--config.file={workdir / 'alertmanager.yml'}",
                    f"--storage.path={workdir / 'data'}",
                    f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="], log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{url}/-/ready", proc, log, timeout=30)
-    except BaseException:
-        Proc(proc, url, log).stop(signal.SIGKILL)
-        raise
-    return Proc(proc, url, log)
+    return _ready(proc, port, log, timeout=30)
 
 
 def start_server(workdir: Path, *, config: Path, runs: Path, token: str, port: int | None = None,
