@@ -35,8 +35,8 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from incident_lib.demo import generate_demo  # noqa: E402
-from incident_lib.server import WORKER_NICE  # noqa: E402
+from incident_lib.demo.generator import generate_demo  # noqa: E402
+from incident_lib.service.app import WORKER_NICE  # noqa: E402
 from tests.prom_servers import (  # noqa: E402
     backfill,
     free_port,

@@ -80,7 +80,7 @@ def client(url: str, cap: int, heap: bool) -> dict:
 
 def measure(size: int, data_root: Path, cap: int) -> dict:
     """Generate (if needed) and load one demo size, then run the client in a subprocess."""
-    from incident_lib.demo import DemoSpec, generate_demo
+    from incident_lib.demo.generator import DemoSpec, generate_demo
     from tests.es_server import EsServer
 
     data = data_root / f"n{size}"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from incident_lib.loghub import group_accuracy, read_log_file, run_templates_command  # noqa: E402
+from incident_lib.sources.logformats import group_accuracy, read_log_file, run_templates_command  # noqa: E402
 
 DEFAULT_DATA = str(next(
     (p for p in (Path(__file__).resolve().parents[2] / "shared/data/loghub_2k",

@@ -37,7 +37,7 @@ from loghub_eval import DEFAULT_DATA, SYSTEMS, make_drain3  # noqa: E402
 
 import incident_lib.analysis.templates as templates_mod  # noqa: E402
 from incident_lib.analysis.templates import mine_templates  # noqa: E402
-from incident_lib.loghub import read_log_file  # noqa: E402
+from incident_lib.sources.logformats import read_log_file  # noqa: E402
 
 _DIGITS = re.compile(r"\d+")
 _HEX = re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{6,}\b")
@@ -175,7 +175,7 @@ def command_scenario(lines: list[str]) -> None:
     """Time the whole `incident templates` code path (read, parse header, mine, write CSV)."""
     import tempfile
 
-    from incident_lib.loghub import run_templates_command
+    from incident_lib.sources.logformats import run_templates_command
 
     with tempfile.TemporaryDirectory() as tmp:
         log = os.path.join(tmp, "big.log")

@@ -37,13 +37,13 @@ def measure(size: int, work: Path) -> dict:
     env = {**os.environ, "INCIDENT_RUNS_DIR": str(work / "runs")}
     data = work / f"data-{size}"
     gen = _child(
-        "import time\nfrom incident_lib.demo import DemoSpec, generate_demo\n"
+        "import time\nfrom incident_lib.demo.generator import DemoSpec, generate_demo\n"
         f"t = time.monotonic()\ngenerate_demo({str(data)!r}, DemoSpec(size={size}))\n"
         "RESULT = {'generate_s': time.monotonic() - t}\n", env)
     run = _child(
-        "import json, time\nfrom incident_lib.alerts import incident_from_alert\n"
-        "from incident_lib.config import load_config\n"
-        "from incident_lib.runner import create_run, execute\n"
+        "import json, time\nfrom incident_lib.pipeline.alerts import incident_from_alert\n"
+        "from incident_lib.core.config import load_config\n"
+        "from incident_lib.pipeline.runner import create_run, execute\n"
         f"data = {str(data)!r}\n"
         "payload = json.load(open(data + '/alert.json'))\n"
         "t = time.monotonic()\n"
@@ -65,7 +65,7 @@ def kernel_overhead(work: Path) -> float:
     import nbformat
     import papermill as pm
 
-    from incident_lib.runner import _ipc_kernel_manager
+    from incident_lib.pipeline.runner import _ipc_kernel_manager
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",

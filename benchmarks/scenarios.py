@@ -3,7 +3,7 @@
 Usage: .venv/bin/python benchmarks/scenarios.py --seeds 3 [--first-seed 1] [--size 50000]
        [--faults a,b] [--keep DIR] [--out FILE]
 
-For each fault type (incident_lib.scenarios.FAULTS) and seed 1..N: generate the dataset, open
+For each fault type (incident_lib.demo.scenarios.FAULTS) and seed 1..N: generate the dataset, open
 the incident from its alert.json (alerts.incident_from_alert), run the four notebooks with
 papermill (runner.create_run + runner.execute, INCIDENT_RUNS_DIR in a temporary folder), then
 read findings/correlation.json, findings/triage.json and report.md. Scores:
@@ -30,7 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from incident_lib.scenarios import FAULTS, generate_scenario  # noqa: E402
+from incident_lib.demo.scenarios import FAULTS, generate_scenario  # noqa: E402
 
 
 def _hit(s: dict, truth: dict) -> bool:
@@ -43,9 +43,9 @@ def run_one(fault: str, seed: int, size: int, work: Path) -> dict:
     """Generate, investigate through the runner, and score one scenario."""
     import pandas as pd
 
-    from incident_lib.alerts import incident_from_alert
-    from incident_lib.config import load_config
-    from incident_lib.runner import create_run, execute
+    from incident_lib.core.config import load_config
+    from incident_lib.pipeline.alerts import incident_from_alert
+    from incident_lib.pipeline.runner import create_run, execute
 
     data = generate_scenario(work / "data" / f"{fault}-{seed}", fault, seed=seed, size=size)
     truth = json.loads((data / "truth.json").read_text())

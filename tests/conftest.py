@@ -22,7 +22,7 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Demo telemetry (default size and seed)."""
-    from incident_lib.demo import generate_demo
+    from incident_lib.demo.generator import generate_demo
 
     return generate_demo(tmp_path_factory.mktemp("demo") / "data")
 
@@ -36,9 +36,9 @@ def truth(demo_data: Path) -> dict:
 @pytest.fixture(scope="session")
 def demo_run(runs_dir: Path, demo_data: Path) -> Path:
     """The demo incident investigated end to end through the real runner (papermill)."""
-    from incident_lib.alerts import incident_from_alert
-    from incident_lib.config import load_config
-    from incident_lib.runner import create_run, execute
+    from incident_lib.core.config import load_config
+    from incident_lib.pipeline.alerts import incident_from_alert
+    from incident_lib.pipeline.runner import create_run, execute
 
     payload = json.loads((demo_data / "alert.json").read_text())
     inc = incident_from_alert(payload, load_config(data_dir=demo_data), incident_id="e2e-demo")

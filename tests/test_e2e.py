@@ -128,9 +128,9 @@ def test_cli_run_for_a_service_and_window(tmp_path: Path, demo_data: Path) -> No
 
 def test_quiet_window_reports_no_impact(tmp_path: Path, demo_data: Path) -> None:
     """A window with no incident: triage says so instead of inventing an onset."""
-    from incident_lib.alerts import incident_from_cli
-    from incident_lib.config import load_config
-    from incident_lib.runner import create_run, execute
+    from incident_lib.core.config import load_config
+    from incident_lib.pipeline.alerts import incident_from_cli
+    from incident_lib.pipeline.runner import create_run, execute
 
     inc = incident_from_cli("inventory", "2026-11-20T09:00:00Z", "2026-11-20T09:45:00Z",
                             load_config(data_dir=demo_data), "quiet")

@@ -40,7 +40,7 @@ groups:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """Demo data ending now, Prometheus (rules) -> Alertmanager -> incident serve."""
-    from incident_lib.demo import DemoSpec, generate_demo
+    from incident_lib.demo.generator import DemoSpec, generate_demo
 
     for name in ("prometheus", "promtool", "prometheus-alertmanager"):
         require_binary(name)

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from elasticsearch import Elasticsearch, helpers
 
-from incident_lib.errors import SourceError
-from incident_lib.run import Run
+from incident_lib.core.errors import SourceError
+from incident_lib.runs.folder import Run
 from incident_lib.stages import correlation
 from incident_lib.stages.postmortem import render_report
 from tests.es_server import EsServer
@@ -49,9 +49,9 @@ def es(demo_data: Path) -> Iterator[EsServer]:
 def es_run(es: EsServer, demo_data: Path, runs_dir: Path,
            tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo alert investigated with logs/changes from Elasticsearch (one papermill run)."""
-    from incident_lib.alerts import incident_from_alert
-    from incident_lib.config import load_config
-    from incident_lib.runner import create_run, execute
+    from incident_lib.core.config import load_config
+    from incident_lib.pipeline.alerts import incident_from_alert
+    from incident_lib.pipeline.runner import create_run, execute
 
     cfg = {"sources": {
         "metrics": {"kind": "files", "path": str(demo_data / "metrics.om")},

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from incident_lib import kb
-from incident_lib.cli import main
-from incident_lib.run import Run
+from incident_lib.cli.main import main
+from incident_lib.runs.folder import Run
 
 BASE = pd.Timestamp("2026-01-05T09:00:00Z")
 PLANTED = "inc-2026-04-06-payments-pool"

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from incident_lib import lab
-from incident_lib.cli import main
-from incident_lib.storage import project_root
+from incident_lib.cli import lab
+from incident_lib.cli.main import main
+from incident_lib.core.storage import project_root
 from tests.conftest import ROOT
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from incident_lib.loghub import (
+from incident_lib.cli.templates import run_templates_command
+from incident_lib.sources.logformats import (
     compile_header_format,
     group_accuracy,
     read_contents,
-    run_templates_command,
 )
 
 # shared/ sits beside the checkout (as in CI's fresh clone); /work/shared on developer machines

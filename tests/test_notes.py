@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from incident_lib import notes
-from incident_lib.cli import main
-from incident_lib.errors import InputError
-from incident_lib.run import Run
+from incident_lib.cli.main import main
+from incident_lib.core import notes
+from incident_lib.core.errors import InputError
+from incident_lib.report.lint import lint_run
+from incident_lib.runs.folder import Run
+from incident_lib.stages import notes as stage_notes
+from incident_lib.stages.status import append_status_update
 
 
 def _copy(demo_run: Path, dest: Path, full: bool = False) -> Path:
@@ -27,7 +30,7 @@ def _copy(demo_run: Path, dest: Path, full: bool = False) -> Path:
 def test_init_notes_prefills_generated_action_items(demo_run: Path, tmp_path: Path,
                                                     truth: dict) -> None:
     run = _copy(demo_run, tmp_path / "r")
-    p = notes.init_notes(run)
+    p = stage_notes.init_notes(run)
     assert p == run / "notes.yaml"
     parsed, problems = notes.check_notes(p.read_text())
     assert problems == []
@@ -41,7 +44,7 @@ def test_init_notes_prefills_generated_action_items(demo_run: Path, tmp_path: Pa
     ]
     assert parsed["root_cause"] == {"confirmed": False, "text": None, "not_caught_because": None}
     p.write_text("edited: true\n")
-    assert notes.init_notes(run).read_text() == "edited: true\n"  # never overwritten
+    assert stage_notes.init_notes(run).read_text() == "edited: true\n"  # never overwritten
 
 
 def test_check_notes_names_file_and_line() -> None:
@@ -89,7 +92,7 @@ def test_merge_into_context_exact() -> None:
         "revenue_impact: ~12k EUR\nusers_affected: 1200\n"
         "lessons: {went_well: [fast rollback], got_lucky: quiet hour}\n"
         "timeline: [{time: '2026-11-20T10:50:00Z', event: paged, source: pagerduty}]\n")
-    out = notes.merge_into_context(ctx, parsed, [
+    out = stage_notes.merge_into_context(ctx, parsed, [
         {"time": "2026-11-20T10:55:00Z", "color": "🔴", "state": "Investigating"}])
     assert out["root_cause_note"]["text"] == "leak" and out["root_cause_confirmed"] is True
     assert out["not_caught_because"] == "no load test"
@@ -149,11 +152,11 @@ def test_report_keeps_responder_notes(demo_run: Path, tmp_path: Path) -> None:
         assert "| Alert on pool utilisation | detect | bob | 2026-12-15 | open |" in text
         assert "| 2026-11-20 11:05:00 | on-call decided to roll back | on-call |" in text
         assert "| TODO | TODO |" not in text
-    assert notes.lint_run(run) == []
+    assert lint_run(run) == []
 
 
 def test_lint_demo_report_lists_missing_owners_and_todos(demo_run: Path) -> None:
-    problems = notes.lint_run(demo_run)
+    problems = lint_run(demo_run)
     owners = [p.split(": ", 1)[1] for p in problems if "action item" in p]
     assert owners == [f"action item {n} has no {w}" for n in (1, 2, 3)
                       for w in ("owner", "due date")]
@@ -207,18 +210,18 @@ def test_lint_synthetic_report_exact(tmp_path: Path, capsys: pytest.CaptureFixtu
         "2026-11-20 10:40:00",
         "report.md:18: TODO left: - What went well: TODO",
     ]
-    assert notes.lint_run(tmp_path) == expected
+    assert lint_run(tmp_path) == expected
     assert main(["report", "lint", str(tmp_path)]) == 1
     assert capsys.readouterr().out.splitlines() == expected
     (tmp_path / "report.md").unlink()
-    assert notes.lint_run(tmp_path) == ["report.md: missing: render it with `incident report RUN`"]
+    assert lint_run(tmp_path) == ["report.md: missing: render it with `incident report RUN`"]
 
 
 def test_status_update_from_current_numbers(demo_run: Path, tmp_path: Path,
                                             capsys: pytest.CaptureFixture) -> None:
     run = _copy(demo_run, tmp_path / "e2e-demo")
     triage_text = Run(demo_run).findings("triage")["status_update"]["text"]
-    assert notes.append_status_update(run) == triage_text  # same numbers, same update
+    assert append_status_update(run) == triage_text  # same numbers, same update
     (run / "notes.yaml").write_text("current_action: rolling back chg-1004 <b>now</b>\n")
     assert main(["status", str(run), "--update"]) == 0
     second = capsys.readouterr().out
@@ -235,6 +238,6 @@ def test_status_update_falls_back_to_recorded_evidence(demo_run: Path, tmp_path:
     inc = json.loads((run / "incident.json").read_text())
     inc["sources"]["metrics"]["path"] = str(tmp_path / "gone.om")
     (run / "incident.json").write_text(json.dumps(inc))
-    text = notes.append_status_update(run)
+    text = append_status_update(run)
     assert text.startswith(Run(demo_run).findings("triage")["status_update"]["text"])
     assert "\n- **Numbers:** from recorded evidence (backend unavailable: metrics file " in text

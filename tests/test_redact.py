@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from incident_lib.redact import redact_series, redact_text
+from incident_lib.core.redact import redact_series, redact_text
 
 
 def test_redact_text() -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from incident_lib.alerts import incident_from_alert
-from incident_lib.config import load_config
-from incident_lib.demo import DemoSpec, generate_demo
-from incident_lib.errors import InputError
-from incident_lib.runner import RunLocked, create_run, execute, notebook_path, run_lock
+from incident_lib.core.config import load_config
+from incident_lib.core.errors import InputError, RunLocked
+from incident_lib.demo.generator import DemoSpec, generate_demo
+from incident_lib.pipeline.alerts import incident_from_alert
+from incident_lib.pipeline.runner import create_run, execute, notebook_path, run_lock
 from tests.conftest import ROOT
 
 
@@ -23,11 +23,10 @@ def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate_demo(tmp_path_factory.mktemp("small") / "data", DemoSpec(size=20_000))
 
 
-def _project(tmp: Path, monkeypatch: pytest.MonkeyPatch, inject: dict[str, str]) -> None:
-    """A copy of notebooks/ and templates/ with code injected after the parameters cell."""
+def _project(tmp: Path, monkeypatch: pytest.MonkeyPatch, inject: dict[str, str]) -> Path:
+    """A copy of notebooks/ with code injected after the parameters cell (its folder)."""
     home = tmp / "project"
     shutil.copytree(ROOT / "notebooks", home / "notebooks")
-    shutil.copytree(ROOT / "templates", home / "templates")
     for stem, code in inject.items():
         path = next((home / "notebooks").glob(f"*{stem}.ipynb"))
         nb = nbformat.read(path, as_version=4)
@@ -35,8 +34,8 @@ def _project(tmp: Path, monkeypatch: pytest.MonkeyPatch, inject: dict[str, str])
         cell["id"] = "injected"
         nb.cells.insert(2, cell)
         nbformat.write(nb, path)
-    monkeypatch.setenv("INCIDENT_HOME", str(home))
     monkeypatch.setenv("INCIDENT_RUNS_DIR", str(tmp / "runs"))
+    return home / "notebooks"
 
 
 def _run(small_data: Path, run_id: str, **kw: object) -> tuple[Path, dict]:
@@ -48,8 +47,8 @@ def _run(small_data: Path, run_id: str, **kw: object) -> tuple[Path, dict]:
 
 def test_cell_raises_later_stages_and_report_still_run(tmp_path: Path, small_data: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    _project(tmp_path, monkeypatch, {"correlation": "raise RuntimeError('boom in cell')"})
-    path, st = _run(small_data, "raises")
+    nbs = _project(tmp_path, monkeypatch, {"correlation": "raise RuntimeError('boom in cell')"})
+    path, st = _run(small_data, "raises", notebooks=nbs)
     stages = st["stages"]
     assert stages["triage"]["state"] == "ok"
     assert stages["correlation"]["state"] == "failed"
@@ -65,8 +64,8 @@ def test_cell_raises_later_stages_and_report_still_run(tmp_path: Path, small_dat
 
 def test_cell_timeout_is_recorded_as_timeout(tmp_path: Path, small_data: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    _project(tmp_path, monkeypatch, {"five_whys": "import time\ntime.sleep(60)"})
-    path, st = _run(small_data, "slow", cell_timeout=4)
+    nbs = _project(tmp_path, monkeypatch, {"five_whys": "import time\ntime.sleep(60)"})
+    path, st = _run(small_data, "slow", notebooks=nbs, cell_timeout=4)
     assert st["stages"]["five_whys"]["state"] == "timeout"
     assert st["stages"]["five_whys"]["seconds"] < 40
     assert "five\\_whys: a cell ran past its timeout" in (path / "report.md").read_text()
@@ -74,16 +73,16 @@ def test_cell_timeout_is_recorded_as_timeout(tmp_path: Path, small_data: Path,
 
 def test_kernel_death_fails_the_stage_without_hanging(tmp_path: Path, small_data: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    _project(tmp_path, monkeypatch, {"five_whys": "import os\nos._exit(9)"})
-    path, st = _run(small_data, "dies", stages=["five_whys"], export=False)
+    nbs = _project(tmp_path, monkeypatch, {"five_whys": "import os\nos._exit(9)"})
+    path, st = _run(small_data, "dies", notebooks=nbs, stages=["five_whys"], export=False)
     assert st["stages"]["five_whys"]["state"] == "failed"
     assert "kernel died" in st["stages"]["five_whys"]["error"]
 
 
 def test_early_sys_exit_is_not_ok(tmp_path: Path, small_data: Path,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    _project(tmp_path, monkeypatch, {"triage": "import sys\nsys.exit(0)"})
-    path, st = _run(small_data, "exits", stages=["triage"], export=False)
+    nbs = _project(tmp_path, monkeypatch, {"triage": "import sys\nsys.exit(0)"})
+    path, st = _run(small_data, "exits", notebooks=nbs, stages=["triage"], export=False)
     assert st["stages"]["triage"]["state"] == "failed"
     assert "without writing its findings" in st["stages"]["triage"]["error"]
     assert st["state"] == "failed"

@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from incident_lib import replay
-from incident_lib.cli import main
-from incident_lib.errors import InputError, SourceError
-from incident_lib.run import STAGES, Run
+from incident_lib.cli.main import main
+from incident_lib.core.errors import InputError, SourceError
+from incident_lib.pipeline import archive, replay
+from incident_lib.runs.folder import STAGES, Run
 from incident_lib.sources.base import LOG_COLUMNS, choose_step
 from incident_lib.sources.bundle import BundleChangeSource, BundleLogSource, BundleMetricSource
 
@@ -134,7 +134,7 @@ def test_export_archive_manifest_and_html(demo_run: Path, tmp_path: Path,
     out = tmp_path / "e2e.tar.gz"
     assert main(["export", str(demo_run), "--out", str(out)]) == 0
     assert capsys.readouterr().out.splitlines() == [str(out), str(tmp_path / "e2e.html")]
-    assert replay.verify_export(out) == []
+    assert archive.verify_export(out) == []
     with tarfile.open(out) as tar:
         names = tar.getnames()
         manifest = json.loads(tar.extractfile("e2e-demo/MANIFEST.json").read())
@@ -162,6 +162,6 @@ def test_export_archive_manifest_and_html(demo_run: Path, tmp_path: Path,
                 data += b"\nedited\n"
                 m.size = len(data)
             dst.addfile(m, io.BytesIO(data))
-    assert replay.verify_export(bad) == ["report.md: sha256 does not match MANIFEST.json"]
+    assert archive.verify_export(bad) == ["report.md: sha256 does not match MANIFEST.json"]
     with pytest.raises(InputError, match="inside the run folder"):
-        replay.export_run(demo_run, demo_run / "x.tar.gz")
+        archive.export_run(demo_run, demo_run / "x.tar.gz")

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from incident_lib.alerts import validate_payload
 from incident_lib.analysis.onset import find_excursion
-from incident_lib.scenarios import FAULTS, generate_scenario
+from incident_lib.demo.scenarios import FAULTS, generate_scenario
+from incident_lib.pipeline.alerts import validate_payload
 from incident_lib.sources.files import FilesMetricSource
 
 # where the injected fault shows first in the golden signals (signal, service, direction)
@@ -94,9 +94,9 @@ def test_unknown_fault_is_refused(tmp_path: Path) -> None:
 
 def test_one_scenario_through_the_runner_names_the_expired_callee(
         runs_dir: Path, tmp_path: Path) -> None:
-    from incident_lib.alerts import incident_from_alert
-    from incident_lib.config import load_config
-    from incident_lib.runner import create_run, execute
+    from incident_lib.core.config import load_config
+    from incident_lib.pipeline.alerts import incident_from_alert
+    from incident_lib.pipeline.runner import create_run, execute
 
     data = generate_scenario(tmp_path / "cert", "certificate_expiry", seed=1, size=20000)
     payload = json.loads((data / "alert.json").read_text())

@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from incident_lib.alerts import incident_from_alert
-from incident_lib.config import load_config
-from incident_lib.demo import DemoSpec, generate_demo
-from incident_lib.runner import create_run, execute
+from incident_lib.core.config import load_config
+from incident_lib.demo.generator import DemoSpec, generate_demo
+from incident_lib.pipeline.alerts import incident_from_alert
+from incident_lib.pipeline.runner import create_run, execute
 
 CANARY = "canary-s3cr3t-7f3a9b21c4"
 HOSTILE = ("<img src=x onerror=alert(1)> ```` [click](javascript:alert(1)) \x1b[31mRED\x1b[0m "

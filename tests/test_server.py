@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from incident_lib.server import QUEUE_FILE
+from incident_lib.service.jobqueue import QUEUE_FILE
 from tests.prom_servers import Proc, start_server
 
 TOKEN = "test-token-0123456789"
@@ -229,7 +229,7 @@ def test_sigkill_mid_run_then_restart_completes_once(demo_data: Path, tmp_path: 
 
 
 def test_queue_dedupes_concurrent_submits_and_survives_reopen(tmp_path: Path) -> None:
-    from incident_lib.queue import JobQueue
+    from incident_lib.service.jobqueue import JobQueue
 
     q = JobQueue(tmp_path / "q.sqlite3")
     payload = {"status": "firing", "groupKey": "g"}
@@ -258,9 +258,9 @@ def test_queue_dedupes_concurrent_submits_and_survives_reopen(tmp_path: Path) ->
 
 
 def test_incident_ids_from_hostile_labels_are_safe() -> None:
-    from incident_lib.alerts import dedupe_key, validate_payload
-    from incident_lib.server import incident_id_for
-    from incident_lib.storage import validate_incident_id
+    from incident_lib.core.storage import validate_incident_id
+    from incident_lib.pipeline.alerts import dedupe_key, validate_payload
+    from incident_lib.service.app import incident_id_for
 
     p = validate_payload({
         "version": "4", "status": "firing", "groupKey": "{}:{a=\"b\"}", "receiver": "r",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from incident_lib.errors import InputError
-from incident_lib.signals import get_signal, promql_string, render_promql, selector, signals
+from incident_lib.core.errors import InputError
+from incident_lib.core.signals import get_signal, promql_string, render_promql, selector, signals
 
 
 def test_every_signal_has_both_definitions() -> None:

@@ -6,8 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from incident_lib.errors import InputError
-from incident_lib.storage import atomic_write_text, atomic_write_with, slug, validate_incident_id
+from incident_lib.core.errors import InputError
+from incident_lib.core.storage import (
+    atomic_write_text,
+    atomic_write_with,
+    slug,
+    validate_incident_id,
+)
 
 
 @pytest.mark.parametrize("bad", ["../x", "a/b", "{x}", "a..b", "A", "-x", "x" * 81, "a\x00",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import Severity
+from ..core.model import Severity
 
 __all__ = ["assess_severity"]
 

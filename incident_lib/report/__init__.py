@@ -1,0 +1,1 @@
+"""Rendering: Markdown/HTML displays, plots, templates, notebook export, report lint."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from .safe import clean_text, table_frame
+from ..core.safe import clean_text, table_frame
 
 __all__ = ["Section", "Figure", "md_to_html", "html_table", "HTML_MAX_ROWS"]
 

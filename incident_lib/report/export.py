@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 from traitlets.config import Config
 
-from ..storage import atomic_write_bytes, atomic_write_text
+from ..core.storage import atomic_write_bytes, atomic_write_text
 
 __all__ = ["export_markdown", "export_html", "export_run_html", "add_toc",
            "inline_images"]

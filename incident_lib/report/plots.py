@@ -11,8 +11,8 @@ import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..signals import signals as signal_defs  # noqa: E402
-from ..storage import atomic_write_with  # noqa: E402
+from ..core.signals import signals as signal_defs  # noqa: E402
+from ..core.storage import atomic_write_with  # noqa: E402
 
 __all__ = ["plot_golden_signals"]
 

@@ -10,15 +10,15 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
-from ..storage import project_root
-from .safe import md_code, md_fence, md_inline, md_table
+from ..core.resources import templates_dir as _bundled_templates
+from ..core.safe import md_code, md_fence, md_inline, md_table
 
 __all__ = ["render_template", "templates_dir", "fmt_time", "fmt_pct"]
 
 
 def templates_dir() -> Path:
-    """The project's templates/ folder."""
-    return project_root() / "templates"
+    """The bundled templates/ folder."""
+    return _bundled_templates()
 
 
 def _finalize(value: Any) -> Any:

@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from ..errors import QueryError, SourceError
+from ..core.errors import QueryError, SourceError
 
 __all__ = [
     "QueryResult",

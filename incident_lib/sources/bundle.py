@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from ..errors import SourceError
+from ..core.errors import SourceError
 from .base import CHANGE_COLUMNS, LOG_COLUMNS, QueryResult
 
 __all__ = ["BundleMetricSource", "BundleLogSource", "BundleChangeSource", "load_evidence"]

@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from ..config import secret_from_env
-from ..errors import InputError, QueryError, SourceError
+from ..core.config import secret_from_env
+from ..core.errors import InputError, QueryError, SourceError
 from .base import CHANGE_COLUMNS, LOG_COLUMNS, QueryResult
 from .files import ECS_CHANGE_FIELDS, ECS_LOG_FIELDS
 

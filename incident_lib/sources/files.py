@@ -15,8 +15,8 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 
-from ..errors import SourceError
-from ..signals import get_signal
+from ..core.errors import SourceError
+from ..core.signals import get_signal
 from .base import CHANGE_COLUMNS, LOG_COLUMNS, QueryResult, time_grid
 from .openmetrics import MetricStore, evaluate, parse_openmetrics
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import SourceError
+from ..core.errors import SourceError
 
 __all__ = ["Series", "MetricStore", "parse_openmetrics", "evaluate", "LOOKBACK_S"]
 

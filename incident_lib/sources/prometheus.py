@@ -16,9 +16,9 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from ..config import secret_from_env
-from ..errors import InputError, QueryError, SourceError
-from ..signals import get_signal, render_promql
+from ..core.config import secret_from_env
+from ..core.errors import InputError, QueryError, SourceError
+from ..core.signals import get_signal, render_promql
 from .base import MAX_POINTS, QueryResult, choose_step, time_grid
 
 __all__ = ["PrometheusMetricSource", "DEFAULT_TIMEOUT", "RETRY_STATUS"]

@@ -6,8 +6,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..run import Run
-from ..signals import signals
+from ..core.signals import signals
+from ..runs.folder import Run
 from ..sources.base import choose_step
 
 __all__ = ["calls_of", "entrypoints_of", "signal_frames", "windows"]

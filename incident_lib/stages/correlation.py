@@ -11,13 +11,13 @@ from ..analysis.anomalies import rank_anomalies
 from ..analysis.spikes import compare_counts, template_changes, what_changed
 from ..analysis.suspects import rank_suspects
 from ..analysis.templates import mine_templates
-from ..errors import StageError
-from ..model import iso
+from ..core.errors import StageError
+from ..core.model import iso
+from ..core.safe import md_inline, md_table
+from ..core.signals import signals
 from ..report.display import Section
 from ..report.render import fmt_time
-from ..report.safe import md_inline, md_table
-from ..run import Run
-from ..signals import signals
+from ..runs.folder import Run
 from ..sources.base import QueryResult
 from .common import calls_of, signal_frames, windows
 from .triage import _records

@@ -7,10 +7,10 @@ from typing import Any
 import pandas as pd
 
 from ..analysis.whys import five_whys, rollback_or_fix
-from ..errors import StageError
+from ..core.errors import StageError
+from ..core.safe import md_inline
 from ..report.display import Section
-from ..report.safe import md_inline
-from ..run import Run
+from ..runs.folder import Run
 from .common import calls_of
 
 __all__ = ["context", "chain", "decision", "save"]

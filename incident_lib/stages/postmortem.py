@@ -7,12 +7,12 @@ from typing import Any
 import pandas as pd
 
 from ..analysis.timeline import build_timeline
-from ..model import iso
-from ..notes import early_signal
+from ..core.model import iso
+from ..core.storage import atomic_write_text
 from ..report.display import Section
 from ..report.render import render_template
-from ..run import STAGES, Run
-from ..storage import atomic_write_text
+from ..runs.folder import STAGES, Run
+from .notes import apply_notes, early_signal, init_notes
 
 __all__ = ["gather", "timeline", "render", "save", "render_report"]
 
@@ -110,8 +110,6 @@ def _context(run: Run, g: Section, tl: Section) -> dict[str, Any]:
 
 def render(run: Run, g: Section, tl: Section) -> Section:
     """Render templates/postmortem.md.j2 and write report.md atomically."""
-    from ..notes import apply_notes, init_notes
-
     init_notes(run.path)  # a notes.yaml starter for responders; their edits survive re-renders
     text = render_template("postmortem.md.j2", apply_notes(_context(run, g, tl), run.path))
     path = run.path / "report.md"

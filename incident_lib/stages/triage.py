@@ -10,15 +10,15 @@ import pandas as pd
 
 from ..analysis.onset import find_excursion
 from ..analysis.severity import assess_severity
-from ..config import DEFAULT_SEVERITY_POLICY
-from ..errors import SourceError
-from ..model import iso
+from ..core.config import DEFAULT_SEVERITY_POLICY
+from ..core.errors import SourceError
+from ..core.model import iso
+from ..core.safe import md_inline, md_table
+from ..core.signals import signals
 from ..report.display import Figure, Section
 from ..report.plots import plot_golden_signals
 from ..report.render import fmt_duration, fmt_pct, fmt_time, render_template
-from ..report.safe import md_inline, md_table
-from ..run import Run
-from ..signals import signals
+from ..runs.folder import Run
 from .common import entrypoints_of, signal_frames
 
 __all__ = ["golden_signals", "log_volume", "detect_onset", "measure_impact", "assess", "plot",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from incident_lib.analysis.severity import assess_severity
-from incident_lib.config import DEFAULT_SEVERITY_POLICY
-from incident_lib.errors import InputError
-from incident_lib.model import Severity
+from incident_lib.core.config import DEFAULT_SEVERITY_POLICY
+from incident_lib.core.errors import InputError
+from incident_lib.core.model import Severity
 
 
 @pytest.mark.parametrize("text,level", [("P1", 1), ("sev2", 2), ("SEV-3", 3), ("critical", 1),

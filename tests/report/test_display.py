@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from incident_lib.core.safe import md_fence, md_inline, md_table
 from incident_lib.report.display import Figure, Section, html_table, md_to_html
-from incident_lib.report.safe import md_fence, md_inline, md_table
 
 HOSTILE = [
     "<script>alert(1)</script>",

@@ -9,6 +9,7 @@ from pathlib import Path
 import nbformat
 from IPython.core.formatters import DisplayFormatter
 
+from incident_lib.core.safe import md_inline, md_table
 from incident_lib.report.display import Figure, Section
 from incident_lib.report.export import (
     add_toc,
@@ -17,7 +18,6 @@ from incident_lib.report.export import (
     export_run_html,
     inline_images,
 )
-from incident_lib.report.safe import md_inline, md_table
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 

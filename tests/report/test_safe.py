@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from incident_lib.report.safe import clean_text, md_code, md_fence, md_inline, md_table
+from incident_lib.core.safe import clean_text, md_code, md_fence, md_inline, md_table
 
 
 def test_fence_longer_than_backticks_inside() -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from elasticsearch import Elasticsearch, helpers
 
-from incident_lib.errors import InputError, SourceError
+from incident_lib.core.errors import InputError, SourceError
 from incident_lib.sources import make_change_source, make_log_source
 from incident_lib.sources.elasticsearch import ElasticsearchLogSource, make_client
 from incident_lib.sources.files import FilesChangeSource, FilesLogSource

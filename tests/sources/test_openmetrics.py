@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from incident_lib.errors import SourceError
+from incident_lib.core.errors import SourceError
 from incident_lib.sources.openmetrics import (
     Series,
     _histogram_quantile,

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from incident_lib.errors import InputError, QueryError, SourceError
-from incident_lib.signals import signals
+from incident_lib.core.errors import InputError, QueryError, SourceError
+from incident_lib.core.signals import signals
 from incident_lib.sources.base import time_grid
 from incident_lib.sources.files import FilesMetricSource
 from incident_lib.sources.prometheus import PrometheusMetricSource
@@ -297,9 +297,9 @@ def _assert_close(a: Any, b: Any, where: str = "") -> None:
 def test_triage_and_correlation_via_prometheus_equal_files(
     prom: Proc, demo_data: Path, runs_dir: Path, tmp_path: Path
 ) -> None:
-    from incident_lib.alerts import incident_from_alert
-    from incident_lib.config import load_config
-    from incident_lib.runner import create_run, execute
+    from incident_lib.core.config import load_config
+    from incident_lib.pipeline.alerts import incident_from_alert
+    from incident_lib.pipeline.runner import create_run, execute
 
     cfg = {"sources": {"metrics": {"kind": "prometheus", "url": prom.url, "timeout": 30},
                        "logs": {"kind": "files", "path": str(demo_data / "logs.ndjson")},

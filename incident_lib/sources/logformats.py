@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
-from incident_lib.analysis.templates import mine_templates
 
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -128,36 +124,8 @@ def read_log_file(logfile: str, fmt: str | HeaderFormat) -> list[str]:
         raise ValueError(f"cannot read log file {logfile}: {exc.strerror or exc}") from exc
 
 
-def write_templates_csv(
-    out: str, contents: Sequence[str], ids: Sequence[str], templates: dict[str, str]
-) -> None:
-    """Write LineId,Content,EventId,EventTemplate rows atomically (temp file + os.replace)."""
-    directory = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(directory):
-        raise ValueError(f"output directory not found: {directory}")
-    fd, tmp = tempfile.mkstemp(prefix=".templates-", suffix=".csv.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["LineId", "Content", "EventId", "EventTemplate"])
-            rows = zip(contents, ids, strict=True)
-            w.writerows((i, c, t, templates[t]) for i, (c, t) in enumerate(rows, start=1))
-        os.replace(tmp, out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
-def run_templates_command(logfile: str, fmt: str, out: str) -> int:
-    """Mine templates of LOGFILE (loghub header FORMAT) and write one CSV row per line to OUT."""
-    hf = compile_header_format(fmt)
-    contents = read_log_file(logfile, hf)
-    ids, templates = mine_templates(contents)
-    write_templates_csv(out, contents, ids, templates)
-    return 0
 
 
 def group_accuracy(predicted: Sequence[object], truth: Sequence[object]) -> float:

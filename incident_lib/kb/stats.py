@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import InputError
-from .kb import DONE, _seconds, _warn, kb_root, load_kb
+from ..core.errors import InputError
+from .entries import DONE, _seconds, kb_root, load_kb
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .kb import KBEntry
+    from .entries import KBEntry
 
-__all__ = ["incident_table", "compute_stats", "write_stats", "cmd_stats"]
+__all__ = ["incident_table", "compute_stats", "write_stats"]
 
 # --- metrics -------------------------------------------------------------------------------
 
@@ -116,9 +115,9 @@ def write_stats(kb_dir: str | Path | None = None, out: str | Path | None = None
     """Write stats.md, stats.csv, incidents.csv and plots; return (stats.md, stats, problems)."""
     import pandas as pd
 
-    from .report.render import fmt_duration, fmt_pct
-    from .report.safe import md_inline, md_table
-    from .storage import atomic_write_text
+    from ..core.safe import md_inline, md_table
+    from ..core.storage import atomic_write_text
+    from ..report.render import fmt_duration, fmt_pct
 
     base = kb_root(kb_dir)
     entries, problems = load_kb(base)
@@ -165,11 +164,5 @@ def write_stats(kb_dir: str | Path | None = None, out: str | Path | None = None
 
 
 
-def cmd_stats(args: argparse.Namespace) -> int:
-    """`incident stats`: metrics of the KB as Markdown + CSV + plots."""
-    path, _, problems = write_stats(args.kb, args.out)
-    _warn(problems)
-    print(path)
-    return 0
 
 

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .demo import DemoSpec, Story, alert_payload, background, sample_times, write_dataset
-from .demo_logs import GEN, tpl
-from .model import iso
+from ..core.model import iso
+from .generator import alert_payload, background, write_dataset
+from .logs import GEN, tpl
+from .story import DemoSpec, Story, sample_times
 
 __all__ = ["FAULTS", "generate_scenario"]
 

@@ -13,13 +13,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import InputError, StageError
-from .model import FINDINGS_SCHEMA, Incident, iso
-from .redact import redact_series
-from .sources.base import ChangeSource, LogSource, MetricSource, QueryResult
-from .storage import atomic_write_json, atomic_write_with, runs_root
+from ..core.errors import InputError, StageError
+from ..core.model import FINDINGS_SCHEMA, Incident, iso
+from ..core.redact import redact_series
+from ..sources.base import ChangeSource, LogSource, MetricSource, QueryResult
+from ..core.storage import (
+    atomic_write_json,
+    atomic_write_with,
+    runs_root,
+    validate_incident_id,
+)
 
-__all__ = ["Run", "open_run", "build_sources", "STAGES", "DEMO_RUN_ID"]
+__all__ = ["Run", "build_sources", "resolve_run", "run_path", "STAGES", "DEMO_RUN_ID"]
 
 STAGES = ["triage", "correlation", "five_whys", "postmortem"]
 DEMO_RUN_ID = "demo-payments"
@@ -27,7 +32,7 @@ DEMO_RUN_ID = "demo-payments"
 
 def build_sources(sources: dict[str, Any]) -> tuple[MetricSource, LogSource, ChangeSource]:
     """Instantiate the three backends from the incident's sources section."""
-    from .sources import make_change_source, make_log_source, make_metric_source
+    from ..sources import make_change_source, make_log_source, make_metric_source
 
     return (
         make_metric_source(sources["metrics"]),
@@ -55,21 +60,21 @@ class Run:
     @property
     def metrics(self) -> MetricSource:
         """The metrics backend (built on first use, so one missing backend spares the others)."""
-        from .sources import make_metric_source
+        from ..sources import make_metric_source
 
         return self._source("metrics", make_metric_source)
 
     @property
     def logs(self) -> LogSource:
         """The logs backend."""
-        from .sources import make_log_source
+        from ..sources import make_log_source
 
         return self._source("logs", make_log_source)
 
     @property
     def changes(self) -> ChangeSource:
         """The changes backend."""
-        from .sources import make_change_source
+        from ..sources import make_change_source
 
         return self._source("changes", make_change_source)
 
@@ -175,18 +180,28 @@ def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def open_run(run_dir: str | Path | None = None) -> Run:
-    """Open a run folder; empty/None opens the bundled demo incident (created on first use)."""
-    if run_dir:
-        return Run(run_dir)
-    path = runs_root() / DEMO_RUN_ID
-    if not (path / "incident.json").is_file():
-        from .runner import create_demo_run
-
-        path = create_demo_run()
-    return Run(path)
-
-
 def new_run_token() -> str:
     """A random token identifying one runner execution of a stage."""
     return uuid.uuid4().hex
+
+
+def resolve_run(value: str) -> Path:
+    """A run folder from an incident id under runs/ or a folder path; InputError if absent."""
+    p = Path(value)
+    if (p / "incident.json").is_file():
+        return p.resolve()
+    path = run_path(value)
+    if not (path / "incident.json").is_file():
+        raise InputError(f"run {value[:80]!r} not found: pass an incident id under runs/ or a "
+                         "run folder")
+    return path
+
+
+def run_path(incident_id: str, root: Path | None = None) -> Path:
+    """runs/<id>, after checking the id cannot escape the runs folder."""
+    validate_incident_id(incident_id)
+    base = (root or runs_root()).resolve()
+    path = (base / incident_id).resolve()
+    if path.parent != base:
+        raise InputError(f"incident id {incident_id!r} would leave the runs folder")
+    return path

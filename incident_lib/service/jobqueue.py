@@ -221,3 +221,11 @@ class JobQueue:
             out = {s: 0 for s in STATES}
             out.update({r["state"]: r["n"] for r in rows})
         return out
+
+
+QUEUE_FILE = ".incident-queue.sqlite3"
+
+
+def queue_path(runs_dir: Path) -> Path:
+    """Where the durable queue lives (next to the run folders)."""
+    return Path(runs_dir) / QUEUE_FILE

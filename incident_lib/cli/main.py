@@ -9,12 +9,20 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import IncidentError, InputError
+from ..core.config import load_config
+from ..core.errors import IncidentError, InputError
+from ..demo.generator import DemoSpec, generate_demo
+from ..pipeline.alerts import incident_from_alert, incident_from_cli, load_alert_file
+from ..pipeline.runner import create_run, demo_data_dir, execute
+from ..runs.folder import Run, resolve_run
+from ..stages.postmortem import render_report
+from .templates import cmd_templates
 
 __all__ = ["main", "PLUGINS"]
 
 # Modules that add sub-commands (serve, lab, kb, stats, replay, export) through register(sub).
-PLUGINS = ["incident_lib.server", "incident_lib.lab", "incident_lib.kb", "incident_lib.replay"]
+PLUGINS = ["incident_lib.cli.serve", "incident_lib.cli.lab", "incident_lib.cli.kb",
+           "incident_lib.cli.replay"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,22 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _resolve_run(value: str) -> Path:
-    from .runner import run_path
-
-    p = Path(value)
-    if (p / "incident.json").is_file():
-        return p.resolve()
-    path = run_path(value)
-    if not (path / "incident.json").is_file():
-        raise InputError(f"run {value[:80]!r} not found: pass an incident id under runs/ or a "
-                         "run folder")
-    return path
 
 
 def _config(args: argparse.Namespace) -> dict:
-    from .config import load_config
-    from .runner import demo_data_dir
 
     if args.config or args.data:
         return load_config(args.config, args.data)
@@ -90,10 +85,6 @@ def _config(args: argparse.Namespace) -> dict:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .alerts import incident_from_alert
-    from .config import load_config
-    from .demo import DemoSpec, generate_demo
-    from .runner import create_run, demo_data_dir
 
     if args.size < 1000:
         raise InputError("--size must be at least 1000 log lines")
@@ -113,7 +104,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _execute(path: Path, timeout: int) -> int:
-    from .runner import execute
 
     t0 = time.monotonic()
     status = execute(path, cell_timeout=timeout)
@@ -128,8 +118,6 @@ def _execute(path: Path, timeout: int) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .alerts import incident_from_alert, incident_from_cli, load_alert_file
-    from .runner import create_run
 
     if args.alert:
         payload = load_alert_file(args.alert)
@@ -143,14 +131,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .run import Run
 
     if args.update:
-        from .notes import append_status_update
+        from ..stages.status import append_status_update
 
-        print(append_status_update(_resolve_run(args.run)))
+        print(append_status_update(resolve_run(args.run)))
         return 0
-    run = Run(_resolve_run(args.run))
+    run = Run(resolve_run(args.run))
     st = run.status()
     tri = run.findings("triage") or {}
     upd = (tri.get("status_update") or {}).get("text")
@@ -168,31 +155,22 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .run import Run
-    from .stages.postmortem import render_report
 
     items = list(args.items)
     if items[0] == "lint" and len(items) == 2:
-        from .notes import lint_run
+        from ..report.lint import lint_run
 
-        problems = lint_run(_resolve_run(items[1]))
+        problems = lint_run(resolve_run(items[1]))
         for p in problems:
             print(p)
         print(f"{len(problems)} problem(s)", file=sys.stderr)
         return 1 if problems else 0
     if len(items) != 1:
         raise InputError("usage: incident report RUN, or incident report lint RUN")
-    print(render_report(Run(_resolve_run(items[0]))))
+    print(render_report(Run(resolve_run(items[0]))))
     return 0
 
 
-def cmd_templates(args: argparse.Namespace) -> int:
-    from .loghub import run_templates_command
-
-    try:
-        return run_templates_command(args.logfile, args.format, args.out)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

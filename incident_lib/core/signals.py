@@ -33,7 +33,7 @@ class Signal:
 @lru_cache(maxsize=1)
 def signals() -> dict[str, Signal]:
     """All metric signals from signals.yaml, by name."""
-    text = resources.files("incident_lib").joinpath("signals.yaml").read_text("utf-8")
+    text = resources.files("incident_lib.core").joinpath("signals.yaml").read_text("utf-8")
     data = yaml.safe_load(text)
     out = {}
     for name, d in data["signals"].items():

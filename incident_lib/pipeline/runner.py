@@ -14,19 +14,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import IncidentError, InputError
-from .model import Incident, iso
-from .run import DEMO_RUN_ID, STAGES, Run, new_run_token
-from .storage import (
+from ..core.errors import InputError, RunLocked
+from ..core.model import Incident, iso
+from ..core.resources import notebooks_dir
+from ..core.storage import (
     atomic_write_json,
     atomic_write_text,
-    project_root,
     runs_root,
-    validate_incident_id,
+    workspace,
 )
+from ..runs.folder import DEMO_RUN_ID, STAGES, Run, new_run_token, run_path
 
 __all__ = ["NOTEBOOKS", "create_run", "execute", "create_demo_run", "notebook_path",
-           "run_path", "RunLocked", "PARAMETER_NAMES"]
+           "PARAMETER_NAMES"]
 
 NOTEBOOKS = {
     "triage": "01_triage.ipynb",
@@ -38,29 +38,17 @@ PARAMETER_NAMES = frozenset({"run_dir"})  # the only papermill parameter ever in
 DEFAULT_CELL_TIMEOUT = 600
 
 
-class RunLocked(IncidentError):
-    """Another process is executing this run."""
-
-
-def notebook_path(stage: str) -> Path:
-    """The notebook of a stage; only files inside the project's notebooks/ folder."""
+def notebook_path(stage: str, folder: Path | None = None) -> Path:
+    """The notebook of a stage: the bundled one, or from `folder` (a copy the caller owns)."""
     if stage not in NOTEBOOKS:
         raise InputError(f"stage {stage[:40]!r} is unknown: use one of {', '.join(STAGES)}")
-    folder = (project_root() / "notebooks").resolve()
+    folder = Path(folder).resolve() if folder is not None else notebooks_dir()
     path = (folder / NOTEBOOKS[stage]).resolve()
     if path.parent != folder or not path.is_file():
         raise InputError(f"notebook {NOTEBOOKS[stage]} is missing from {folder}")
     return path
 
 
-def run_path(incident_id: str, root: Path | None = None) -> Path:
-    """runs/<id>, after checking the id cannot escape the runs folder."""
-    validate_incident_id(incident_id)
-    base = (root or runs_root()).resolve()
-    path = (base / incident_id).resolve()
-    if path.parent != base:
-        raise InputError(f"incident id {incident_id!r} would leave the runs folder")
-    return path
 
 
 def create_run(incident: Incident, root: Path | None = None, replace: bool = False) -> Path:
@@ -148,12 +136,18 @@ def execute(
     cell_timeout: int = DEFAULT_CELL_TIMEOUT,
     kernel_name: str = "python3",
     export: bool = True,
+    notebooks: Path | None = None,
 ) -> dict[str, Any]:
-    """Run the stages' notebooks in order into <run>/notebooks/, then export; return status."""
+    """Run the stages' notebooks in order into <run>/notebooks/, then export; return status.
+
+    `notebooks` is a folder holding the four notebooks (default: the bundled ones), for teams
+    that keep customised copies; only the four known file names are ever read from it.
+    """
     import papermill as pm
 
     path = Path(path).resolve()
     stages = stages or list(STAGES)
+    home = workspace()  # the kernel runs in the run folder; kb/ and runs/ stay the caller's
     with run_lock(path):
         status = _Status(path, stages)
         out_dir = path / "notebooks"
@@ -168,11 +162,11 @@ def execute(
             sock_dir = tempfile.mkdtemp(prefix="incident-kernel-")
             try:
                 pm.execute_notebook(
-                    str(notebook_path(stage)), str(out_nb), parameters=params,
+                    str(notebook_path(stage, notebooks)), str(out_nb), parameters=params,
                     kernel_name=kernel_name, cwd=str(path), execution_timeout=cell_timeout,
                     progress_bar=False, log_output=False, request_save_on_cell_execute=False,
                     kernel_manager_class=_ipc_kernel_manager(
-                        sock_dir, {"INCIDENT_RUN_TOKEN": token}),
+                        sock_dir, {"INCIDENT_RUN_TOKEN": token, "INCIDENT_HOME": str(home)}),
                 )
                 state, error = _check_findings(path, stage, token)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a stage state
@@ -230,7 +224,7 @@ def _check_findings(path: Path, stage: str, token: str) -> tuple[str, str | None
 
 
 def _fallback_report(path: Path) -> None:
-    from .stages.postmortem import render_report
+    from ..stages.postmortem import render_report
 
     try:
         render_report(Run(path))
@@ -242,7 +236,7 @@ def _fallback_report(path: Path) -> None:
 
 def _export_notebooks(path: Path, status: _Status) -> None:
     """Executed notebooks -> Markdown (inputs hidden, Markdown tables, figures in *_files/)."""
-    from .report.export import export_markdown, export_run_html
+    from ..report.export import export_markdown, export_run_html
 
     for stage, nb in NOTEBOOKS.items():
         src = path / "notebooks" / nb
@@ -260,9 +254,9 @@ def _export_notebooks(path: Path, status: _Status) -> None:
 def create_demo_run(root: Path | None = None, data: Path | None = None,
                     incident_id: str = DEMO_RUN_ID) -> Path:
     """Generate demo telemetry if needed and create the demo incident's run folder."""
+    from ..core.config import load_config
+    from ..demo.generator import generate_demo
     from .alerts import incident_from_alert
-    from .config import load_config
-    from .demo import generate_demo
 
     data = data or demo_data_dir()
     if not (data / "incident.yaml").is_file():

@@ -131,7 +131,7 @@ class Incident:
         ]
 
     def _repr_markdown_(self) -> str:
-        from .report.safe import md_inline
+        from .safe import md_inline
 
         rows = self._rows()
         body = "\n".join(f"| {k} | {md_inline(v)} |" for k, v in rows)

@@ -19,7 +19,7 @@ __all__ = [
     "atomic_write_with",
     "validate_incident_id",
     "slug",
-    "project_root",
+    "workspace",
     "runs_root",
 ]
 
@@ -82,22 +82,13 @@ def slug(value: str, max_len: int = 40) -> str:
     return (s[:max_len].strip("-")) or "x"
 
 
-def project_root() -> Path:
-    """The project checkout (folder holding notebooks/ and templates/)."""
+def workspace() -> Path:
+    """Where runs/ and kb/ live by default: INCIDENT_HOME, else the current folder."""
     env = os.environ.get("INCIDENT_HOME")
-    if env:
-        return Path(env).resolve()
-    here = Path(__file__).resolve().parent.parent
-    if (here / "notebooks").is_dir():
-        return here
-    cwd = Path.cwd().resolve()
-    for cand in [cwd, *cwd.parents]:
-        if (cand / "notebooks" / "01_triage.ipynb").is_file():
-            return cand
-    return cwd
+    return Path(env).resolve() if env else Path.cwd().resolve()
 
 
 def runs_root() -> Path:
-    """Where run folders live (INCIDENT_RUNS_DIR or <project>/runs)."""
+    """Where run folders live (INCIDENT_RUNS_DIR, else runs/ in the workspace)."""
     env = os.environ.get("INCIDENT_RUNS_DIR")
-    return Path(env).resolve() if env else project_root() / "runs"
+    return Path(env).resolve() if env else workspace() / "runs"

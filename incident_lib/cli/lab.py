@@ -14,6 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import InputError
+from ..core.resources import notebooks_dir
+from ..core.storage import workspace
+
 __all__ = ["register", "cmd_lab", "lab_command", "lab_env", "write_kernelspec", "free_port",
            "KERNEL_NAME"]
 
@@ -84,6 +88,7 @@ def lab_env(private_dir: Path, token: str, base: dict[str, str] | None = None) -
     env["JUPYTER_PATH"] = os.pathsep.join(paths)  # searched before the user's own kernels
     env["JUPYTER_RUNTIME_DIR"] = str(runtime)  # connection files + jpserver-*.json (token)
     env["JUPYTER_TOKEN"] = token
+    env.setdefault("INCIDENT_HOME", str(workspace()))  # kernels find runs/ and kb/ here
     env.pop("JUPYTER_PASSWORD", None)
     return env
 
@@ -98,10 +103,17 @@ def free_port() -> int:
 
 
 def _notebooks_dir(value: str | None) -> Path:
-    from .errors import InputError
-    from .storage import project_root
-
-    folder = Path(value).resolve() if value else project_root() / "notebooks"
+    """--notebook-dir, else notebooks/ in the workspace (copied from the package on first use,
+    so Lab never saves into the installed package)."""
+    if value:
+        folder = Path(value).resolve()
+    else:
+        folder = workspace() / "notebooks"
+        if not (folder / "01_triage.ipynb").is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            for nb in sorted(notebooks_dir().glob("*.ipynb")):
+                if not (folder / nb.name).exists():
+                    shutil.copyfile(nb, folder / nb.name)
     if not folder.is_dir():
         raise InputError(f"notebook folder {folder} does not exist")
     return folder
@@ -109,7 +121,6 @@ def _notebooks_dir(value: str | None) -> Path:
 
 def cmd_lab(args: argparse.Namespace) -> int:
     """Start JupyterLab until Ctrl-C; print the URL with its token once."""
-    from .errors import InputError
 
     if not 0 <= args.port <= 65535:
         raise InputError("--port must be between 0 and 65535")

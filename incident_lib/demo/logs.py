@@ -10,15 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from .storage import atomic_write_with
-
-if TYPE_CHECKING:
-    from .demo import Story
+from ..core.storage import atomic_write_with
+from .story import OFFSET, SCRAPE, Story
 
 __all__ = ["write_logs", "templates_for", "upstream_template", "Ctx", "TEMPLATES", "tpl"]
 
@@ -202,7 +199,6 @@ def _hosts(svc: str, tmin: np.ndarray, rng: np.random.Generator, story: Story) -
 def write_logs(path: Path, rng: np.random.Generator, size: int, ts: np.ndarray,
                tmin: np.ndarray, story: Story, season: np.ndarray) -> None:
     """Write `size` log lines (plus a few deploy lines) as ECS NDJSON, sorted by time."""
-    from .demo import OFFSET, SCRAPE
 
     services = story.services
     fails = {s: story.fail(s) for s in services}
@@ -261,7 +257,6 @@ def write_logs(path: Path, rng: np.random.Generator, size: int, ts: np.ndarray,
 
 def _deploy_lines(ts: np.ndarray, story: Story) -> pd.DataFrame:
     """Shutdown and startup lines of every replica at each deploy or rollback of the story."""
-    from .demo import OFFSET
 
     t0 = ts[0] - OFFSET
     rows = []

@@ -1,0 +1,1 @@
+"""Synthetic telemetry: the demo incident (story, generator, logs) and the fault scenarios."""

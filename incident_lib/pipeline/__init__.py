@@ -1,0 +1,2 @@
+"""Executing an investigation: alerts and flags -> Incident, the papermill runner with its own
+status file, replay from recorded evidence, export archives."""

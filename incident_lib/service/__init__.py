@@ -1,0 +1,1 @@
+"""`incident serve`: the webhook app, its durable job queue and the worker pool."""
