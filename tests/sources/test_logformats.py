@@ -17,7 +17,7 @@ from incident_lib.sources.logformats import (
 )
 
 # shared/ sits beside the checkout (as in CI's fresh clone); /work/shared on developer machines
-LOGHUB = next((p for p in (Path(__file__).resolve().parents[2] / "shared/data/loghub_2k",
+LOGHUB = next((p for p in (Path(__file__).resolve().parents[3] / "shared/data/loghub_2k",
                            Path("/work/shared/data/loghub_2k")) if p.is_dir()),
               Path("/work/shared/data/loghub_2k"))
 
