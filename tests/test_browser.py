@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_lab import start_lab
+from tests.cli.test_lab import start_lab
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
