@@ -11,8 +11,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.conftest import ROOT
 from tests.cli.test_lab import start_lab
+from tests.conftest import ROOT
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",

@@ -22,7 +22,6 @@ import pytest
 
 from incident_lib.cli import lab
 from incident_lib.cli.main import main
-from incident_lib.core.storage import project_root
 from tests.conftest import ROOT
 
 
@@ -63,7 +62,7 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, d
 def start_lab(tmp: Path, demo_data: Path | None = None, timeout: float = 60) -> Iterator[Lab]:
     """Run `incident lab` on a copy of notebooks/ with a private runs folder; stop it after."""
     nbs = tmp / "notebooks"
-    shutil.copytree(project_root() / "notebooks", nbs)  # Lab may autosave: not the checkout
+    shutil.copytree(ROOT / "notebooks", nbs)  # Lab may autosave: not the checkout
     runs = tmp / "runs"
     runs.mkdir()
     if demo_data is not None:  # reuse the session's telemetry instead of regenerating it
@@ -244,7 +243,7 @@ def test_stopping_lab_stops_the_server_and_removes_its_private_folder(tmp_path: 
 def test_notebook_opens_with_intro_and_documented_parameters(name: str) -> None:
     import nbformat
 
-    nb = nbformat.read(project_root() / "notebooks" / f"{name}.ipynb", as_version=4)
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
     assert nb.metadata["kernelspec"]["name"] == lab.KERNEL_NAME  # the kernel `lab` provides
     intro = nb.cells[0]
     assert intro.cell_type == "markdown" and intro.source.startswith("# ")
