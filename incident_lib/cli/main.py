@@ -75,7 +75,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> dict:
-
     if args.config or args.data:
         return load_config(args.config, args.data)
     default = demo_data_dir()
@@ -85,7 +84,6 @@ def _config(args: argparse.Namespace) -> dict:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-
     if args.size < 1000:
         raise InputError("--size must be at least 1000 log lines")
     data = Path(args.data) if args.data else demo_data_dir(args.seed, args.size)
@@ -104,7 +102,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _execute(path: Path, timeout: int) -> int:
-
     t0 = time.monotonic()
     status = execute(path, cell_timeout=timeout)
     for name, st in status["stages"].items():
@@ -118,7 +115,6 @@ def _execute(path: Path, timeout: int) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-
     if args.alert:
         payload = load_alert_file(args.alert)
         inc = incident_from_alert(payload, _config(args), incident_id=args.id)
@@ -131,7 +127,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-
     if args.update:
         from ..stages.status import append_status_update
 
@@ -139,8 +134,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     run = Run(resolve_run(args.run))
     st = run.status()
-    tri = run.findings("triage") or {}
-    upd = (tri.get("status_update") or {}).get("text")
+    tri = run.triage()
+    upd = tri.status_update.text if tri and tri.status_update else None
     if args.json:
         print(json.dumps({"status": st, "status_update": upd}, indent=2))
         return 0
@@ -155,7 +150,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-
     items = list(args.items)
     if items[0] == "lint" and len(items) == 2:
         from ..report.lint import lint_run

@@ -32,7 +32,6 @@ def register(sub: Any) -> None:
 
 
 def _config_path(args: argparse.Namespace) -> Path:
-
     if args.config:
         path = Path(args.config)
     elif args.data:

@@ -48,7 +48,6 @@ def run_templates_command(logfile: str, fmt: str, out: str) -> int:
 
 
 def cmd_templates(args: argparse.Namespace) -> int:
-
     try:
         return run_templates_command(args.logfile, args.format, args.out)
     except ValueError as exc:

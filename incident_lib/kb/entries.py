@@ -14,6 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+import yaml
+
+from ..core.findings import CorrelationFindings, Impact, Onset, TriageFindings
+from ..core.model import iso
+from ..core.notes import as_date, as_time, key_lines, yaml_error
+from ..core.storage import workspace
+
 if TYPE_CHECKING:
     pass
 
@@ -45,7 +53,6 @@ class KBEntry:
 
 def kb_root(kb_dir: str | Path | None = None) -> Path:
     """The KB folder: kb_dir, else INCIDENT_KB_DIR, else kb/ in the workspace."""
-    from ..core.storage import workspace
 
     if kb_dir:
         return Path(kb_dir).resolve()
@@ -65,45 +72,41 @@ def _uniq(values: Any) -> list[str]:
     return out
 
 
-def triage_from_sections(onset: Any, impact: Any) -> dict[str, Any]:
-    """Triage findings shaped like findings/triage.json from the notebook's Sections."""
-    import pandas as pd
+def triage_from_sections(onset: Any, impact: Any) -> TriageFindings:
+    """Triage findings (onset and impact only) from the notebook's Sections, before saving."""
 
-    from ..core.model import iso
 
     mv = onset.data.get("movers") if onset is not None else None
     movers = [] if mv is None or len(mv) == 0 else [
         {k: (iso(v) if isinstance(v, pd.Timestamp) else v) for k, v in r.items()}
         for r in mv.head(15).to_dict(orient="records")]
-    return {"onset": {"time": iso(onset.data.get("time")) if onset is not None else None,
-                      "first_movers": movers},
-            "impact": dict(impact.data) if impact is not None else {}}
+    return TriageFindings(
+        onset=Onset(time=iso(onset.data.get("time")) if onset is not None else None,
+                    first_movers=movers),
+        impact=Impact.from_dict(dict(impact.data)) if impact is not None else Impact())
 
 
-def symptoms_of_run(run: Any, triage: dict[str, Any] | None = None) -> dict[str, Any]:
+def symptoms_of_run(run: Any, triage: TriageFindings | None = None) -> dict[str, Any]:
     """Symptoms of a run: services, signals, labels (triage), templates (correlation if run)."""
-    tri = triage if triage is not None else (run.findings("triage") or {})
-    cor = run.findings("correlation") or {}
+    tri = triage if triage is not None else (run.triage() or TriageFindings())
+    cor = run.correlation() or CorrelationFindings()
     inc = run.incident
-    movers = (tri.get("onset") or {}).get("first_movers") or []
-    suspects = cor.get("suspects") or []
-    services = _uniq([*((tri.get("impact") or {}).get("affected_services") or []),
-                      inc.service, *(s["service"] for s in suspects[:1])])
+    movers = tri.onset.first_movers
+    services = _uniq([*tri.impact.affected_services, inc.service,
+                      *(s.service for s in cor.suspects[:1])])
     signals = _uniq(m.get("signal") for m in movers)
     signals += _uniq(f"{m.get('signal')}@{m.get('service')}" for m in movers)
-    templates = _uniq(t.get("template") for t in cor.get("templates") or []
+    templates = _uniq(t.get("template") for t in cor.templates
                       if t.get("status") in ("new", "surging"))
-    top = suspects[0] if suspects else {}
+    top = cor.top
     text = " ".join(str(x) for x in (inc.title, inc.annotations.get("summary", ""),
                                      inc.annotations.get("description", ""),
-                                     top.get("change", "")) if x)
+                                     top.change if top else "") if x)
     return {"services": services, "signals": signals, "labels": dict(inc.labels),
             "templates": templates[:30], "text": text}
 
 
 def _seconds(a: str | None, b: str | None) -> int | None:
-    import pandas as pd
-
     if not a or not b:
         return None
     return int(round((pd.Timestamp(b) - pd.Timestamp(a)).total_seconds()))
@@ -139,9 +142,7 @@ def _front_matter(text: str) -> tuple[str, str, int] | str:
 
 def parse_entry(path: Path, text: str | None = None) -> tuple[KBEntry | None, list[str]]:
     """Read and check one KB file: (entry or None, ['FILE:LINE: problem', ...])."""
-    import yaml
 
-    from ..core.notes import as_date, as_time, key_lines, yaml_error
 
     name = str(path)
     try:

@@ -6,6 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
+from markupsafe import Markup
+
+from ..core.findings import CorrelationFindings, TriageFindings
+from ..core.notes import load_notes
+from ..core.safe import clean_text
+from ..core.storage import atomic_write_bytes, atomic_write_text
+from ..report.render import render_template
+from ..runs.folder import Run
+from ..stages.notes import default_action_items, early_signal
 from .entries import _open_items, _seconds, _uniq, kb_root, symptoms_of_run
 from .similar import similar_incidents
 
@@ -14,32 +24,27 @@ __all__ = ["build_entry", "render_entry", "write_entry"]
 
 def build_entry(run: Any, kb_dir: Path | None = None) -> dict[str, Any]:
     """The KB entry (front matter fields) of a run, from its findings and notes.yaml."""
-    from ..core.notes import load_notes
-    from ..stages.notes import default_action_items, early_signal
 
     notes = load_notes(run.path)
-    tri = run.findings("triage") or {}
-    cor = run.findings("correlation") or {}
+    tri = run.triage() or TriageFindings()
+    cor = run.correlation() or CorrelationFindings()
     inc = run.incident
-    impact = tri.get("impact") or {}
-    sus = cor.get("suspects") or []
-    top = sus[0] if sus else None
-    started = impact.get("onset") or (tri.get("onset") or {}).get("time") or inc.alert_time \
-        or inc.start
+    impact = tri.impact
+    top = cor.top
+    started = impact.onset or tri.onset.time or inc.alert_time or inc.start
     resolved = notes.get("resolved") or inc.resolved_at
-    mitigated = impact.get("recovered") or resolved
+    mitigated = impact.recovered or resolved
     rc_note = notes["root_cause"]
     summary = rc_note.get("text") or (
-        f"{top['service']}" + (f" after {top.get('change_type')} {top['change_id']} "
-                               f"({top.get('change')})" if top.get("change_id") else "")
-        if top else None)
+        top.service + (f" after {top.change_type} {top.change_id} ({top.change})"
+                       if top.change_id else "") if top else None)
     items = notes.get("action_items")
     if items is None:
         items = default_action_items(top, early_signal(tri))
     sym = symptoms_of_run(run)
     tags = _uniq([f"alert:{inc.labels['alertname']}" if inc.labels.get("alertname") else None,
-                  f"cause:{top['service']}" if top else None,
-                  f"change:{top['change_type']}" if top and top.get("change_type") else None,
+                  f"cause:{top.service}" if top else None,
+                  f"change:{top.change_type}" if top and top.change_type else None,
                   *notes.get("tags", [])])
     related = [p.relative_to(run.path).as_posix() for p in [
         run.path / "report.md", run.path / "notes.yaml", run.path / "incident.json",
@@ -50,21 +55,21 @@ def build_entry(run: Any, kb_dir: Path | None = None) -> dict[str, Any]:
     return {
         "incident_id": inc.id,
         "title": inc.title,
-        "severity": (tri.get("severity") or {}).get("level") or "unknown",
+        "severity": tri.severity.level if tri.severity else "unknown",
         "started": started,
         "detected": inc.alert_time or inc.created,
         "acknowledged": notes.get("acknowledged"),
         "mitigated": mitigated,
         "resolved": resolved,
         "duration": _seconds(started, mitigated),
-        "impact": {"customer_error_share": impact.get("customer_error_share"),
-                   "failed_requests": impact.get("failed_requests"),
-                   "total_requests": impact.get("total_requests"),
+        "impact": {"customer_error_share": impact.customer_error_share,
+                   "failed_requests": impact.failed_requests,
+                   "total_requests": impact.total_requests,
                    "users_affected": notes.get("users_affected"),
                    "revenue_impact": notes.get("revenue_impact")},
         "services": sym["services"],
-        "root_cause": {"service": top["service"] if top else None,
-                       "change_id": top.get("change_id") if top else None,
+        "root_cause": {"service": top.service if top else None,
+                       "change_id": top.change_id if top else None,
                        "summary": summary, "confirmed": bool(rc_note.get("confirmed"))},
         "tags": tags,
         "repeat_of": notes.get("repeat_of"),
@@ -76,10 +81,6 @@ def build_entry(run: Any, kb_dir: Path | None = None) -> dict[str, Any]:
 
 
 def _yaml_text(data: dict[str, Any]) -> str:
-    import yaml
-
-    from ..core.safe import clean_text
-
     def clean(v: Any) -> Any:
         if isinstance(v, dict):
             return {str(k): clean(x) for k, x in v.items()}
@@ -95,9 +96,7 @@ def _yaml_text(data: dict[str, Any]) -> str:
 
 def render_entry(data: dict[str, Any]) -> str:
     """The KB entry file: YAML front matter (safe_dump) and a Markdown summary (escaped)."""
-    from markupsafe import Markup
 
-    from ..report.render import render_template
 
     fm = _yaml_text(data)
     return render_template("kb_entry.md.j2", {"front_matter": Markup(fm), "e": data,
@@ -106,8 +105,6 @@ def render_entry(data: dict[str, Any]) -> str:
 
 def write_entry(run: Any, kb_dir: str | Path | None = None) -> Path:
     """Write <kb>/<incident-id>.md for a run (repeat_of filled from the KB when it is clear)."""
-    from ..core.storage import atomic_write_text
-    from ..runs.folder import Run
 
     run = run if hasattr(run, "findings") else Run(run)
     base = kb_root(kb_dir)
@@ -125,7 +122,6 @@ def write_entry(run: Any, kb_dir: str | Path | None = None) -> Path:
 
 def _copy_report(run_dir: Path, dest: Path) -> None:
     """The postmortem and its figures, copied into the KB so the entry's link keeps working."""
-    from ..core.storage import atomic_write_bytes
 
     atomic_write_bytes(dest / "report.md", (run_dir / "report.md").read_bytes())
     figures = run_dir / "report_files"

@@ -8,7 +8,12 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from ..core.errors import InputError
+from ..core.findings import TriageFindings
+from ..core.safe import md_code, md_inline, md_table
+from ..report.display import Section
 from .entries import (
     FIELD_WEIGHTS,
     REPEAT_MIN_SCORE,
@@ -56,7 +61,7 @@ _WORDS = r"(?u)\b[a-zA-Z][a-zA-Z_]+\b"
 
 def _field_cosines(query: dict[str, Any], docs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per field, the TF-IDF cosine of the query with each doc (fitted on query + docs)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.feature_extraction.text import TfidfVectorizer  # heavy: imported on use
     from sklearn.metrics.pairwise import cosine_similarity
 
     out: dict[str, Any] = {}
@@ -80,7 +85,7 @@ def _field_cosines(query: dict[str, Any], docs: list[dict[str, Any]]) -> dict[st
 
 
 def _best_template(q: list[str], past: list[str]) -> tuple[str, float]:
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.feature_extraction.text import TfidfVectorizer  # heavy: imported on use
     from sklearn.metrics.pairwise import cosine_similarity
 
     if not q or not past:
@@ -116,9 +121,8 @@ def _why(query: dict[str, Any], doc: dict[str, Any], cos: dict[str, float]) -> t
 def similar_incidents(run: Any, kb_dir: str | Path | None = None, top: int = 5, *,
                       symptoms: dict[str, Any] | None = None,
                       entries: list[KBEntry] | None = None,
-                      triage: dict[str, Any] | None = None) -> pd.DataFrame:
+                      triage: TriageFindings | None = None) -> pd.DataFrame:
     """Past incidents ranked by symptom similarity, with why each matched and repeat flags."""
-    import pandas as pd
 
     cols = ["rank", "incident_id", "title", "severity", "started", "score", "likely_repeat",
             "why", "postmortem", "open_action_items", *[f"s_{f}" for f in FIELD_WEIGHTS]]
@@ -175,8 +179,6 @@ def _postmortem_link(e: KBEntry) -> str:
 
 
 def _link(target: str, label: str) -> str:
-    from ..core.safe import md_code, md_inline
-
     if re.fullmatch(r"(https?://|/|\.{0,2}/?)[\w./%#~+-]+", target):
         return f"[{md_inline(label)}](<{target}>)"
     return md_code(target)
@@ -184,7 +186,6 @@ def _link(target: str, label: str) -> str:
 
 def matches_markdown(df: pd.DataFrame) -> str:
     """Markdown of ranked matches: the likely repeat first (link, open items), table, reasons."""
-    from ..core.safe import md_inline, md_table
 
     md = ""
     rep = df[df["likely_repeat"]]
@@ -213,8 +214,6 @@ def similar_section(run: Any, kb_dir: str | Path | None = None, top: int = 5, *,
     In the triage notebook pass the onset and impact Sections (findings are not saved yet);
     elsewhere the run's findings/triage.json (and correlation.json when present) are used.
     """
-    from ..core.safe import md_inline
-    from ..report.display import Section
 
     base = kb_root(kb_dir)
     try:

@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from ..core.errors import InputError
+from ..core.safe import md_inline, md_table
+from ..core.storage import atomic_write_text
+from ..report.render import fmt_duration, fmt_pct
 from .entries import DONE, _seconds, kb_root, load_kb
 
 if TYPE_CHECKING:
@@ -20,7 +25,6 @@ __all__ = ["incident_table", "compute_stats", "write_stats"]
 
 def incident_table(entries: list[KBEntry]) -> pd.DataFrame:
     """One row per incident: times, MTTD/MTTA/MTTR inputs, repeat flag, action-item counts."""
-    import pandas as pd
 
     rows = []
     for e in entries:
@@ -43,15 +47,12 @@ def incident_table(entries: list[KBEntry]) -> pd.DataFrame:
 
 
 def _mean(s: pd.Series) -> float | None:
-    import pandas as pd
-
     s = pd.to_numeric(s, errors="coerce").dropna()
     return float(s.mean()) if len(s) else None
 
 
 def compute_stats(entries: list[KBEntry]) -> dict[str, Any]:
     """MTTD/MTTA/MTTR, frequency by severity/service/month, repeat rate, action completion."""
-    import pandas as pd
 
     t = incident_table(entries)
     if t.empty:
@@ -81,7 +82,7 @@ def compute_stats(entries: list[KBEntry]) -> dict[str, Any]:
 
 
 def _plots(stats: dict[str, Any], out: Path) -> list[str]:
-    import matplotlib
+    import matplotlib  # imported on use: the KB stats command is the only caller
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -113,11 +114,7 @@ def _plots(stats: dict[str, Any], out: Path) -> list[str]:
 def write_stats(kb_dir: str | Path | None = None, out: str | Path | None = None
                 ) -> tuple[Path, dict[str, Any], list[str]]:
     """Write stats.md, stats.csv, incidents.csv and plots; return (stats.md, stats, problems)."""
-    import pandas as pd
 
-    from ..core.safe import md_inline, md_table
-    from ..core.storage import atomic_write_text
-    from ..report.render import fmt_duration, fmt_pct
 
     base = kb_root(kb_dir)
     entries, problems = load_kb(base)

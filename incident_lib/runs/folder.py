@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import typing
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..core.errors import InputError, StageError
+from ..core.findings import (
+    CorrelationFindings,
+    Findings,
+    FiveWhysFindings,
+    TriageFindings,
+    load_findings,
+)
 from ..core.model import FINDINGS_SCHEMA, Incident, iso
 from ..core.redact import redact_series
 from ..sources.base import ChangeSource, LogSource, MetricSource, QueryResult
@@ -133,10 +141,12 @@ class Run:
         p = self.path / "evidence" / "index.json"
         return json.loads(p.read_text("utf-8")) if p.is_file() else {}
 
-    def save_findings(self, stage: str, data: dict[str, Any]) -> Path:
+    def save_findings(self, stage: str, data: dict[str, Any] | Findings) -> Path:
         """Write findings/<stage>.json atomically in the versioned envelope."""
         if stage not in STAGES:
             raise StageError(f"unknown stage {stage!r}")
+        if isinstance(data, Findings):
+            data = data.to_dict()
         envelope = {
             "schema": FINDINGS_SCHEMA,
             "stage": stage,
@@ -165,6 +175,22 @@ class Run:
         except json.JSONDecodeError:
             return None
         return env.get("data")
+
+    def load_findings(self, stage: str) -> Findings | None:
+        """A stage's typed findings (TriageFindings, CorrelationFindings, ...), or None."""
+        return load_findings(stage, self.findings(stage))
+
+    def triage(self) -> TriageFindings | None:
+        """The typed triage findings, or None if triage did not produce any."""
+        return typing.cast(TriageFindings | None, self.load_findings("triage"))
+
+    def correlation(self) -> CorrelationFindings | None:
+        """The typed correlation findings, or None."""
+        return typing.cast(CorrelationFindings | None, self.load_findings("correlation"))
+
+    def five_whys(self) -> FiveWhysFindings | None:
+        """The typed 5 Whys findings, or None."""
+        return typing.cast(FiveWhysFindings | None, self.load_findings("five_whys"))
 
     def status(self) -> dict[str, Any]:
         """The runner's status.json (empty when run by hand)."""

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
+from ..core.findings import TriageFindings
 from ..core.signals import signals
 from ..runs.folder import Run
 from ..sources.base import choose_step
@@ -44,13 +43,13 @@ def signal_frames(run: Run, stage: str, names: list[str] | None = None) -> dict[
     return out
 
 
-def windows(triage: dict[str, Any], run: Run) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
+def windows(triage: TriageFindings, run: Run) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
     """Baseline [start, onset-5min) and incident [onset, recovery or end] windows."""
     inc = run.incident
-    onset = pd.Timestamp(triage["onset"]["time"]) if triage.get("onset", {}).get("time") else None
+    onset = pd.Timestamp(triage.onset.time) if triage.onset.time else None
     if onset is None:
         ref = inc.alert_ts or inc.end_ts
         onset = ref - pd.Timedelta("15min")
-    rec = triage.get("impact", {}).get("recovered")
+    rec = triage.impact.recovered
     end = pd.Timestamp(rec) if rec else inc.end_ts
     return {"baseline": (inc.start_ts, onset - pd.Timedelta("5min")), "incident": (onset, end)}

@@ -12,6 +12,7 @@ from ..analysis.spikes import compare_counts, template_changes, what_changed
 from ..analysis.suspects import rank_suspects
 from ..analysis.templates import mine_templates
 from ..core.errors import StageError
+from ..core.findings import CorrelationFindings
 from ..core.model import iso
 from ..core.safe import md_inline, md_table
 from ..core.signals import signals
@@ -23,20 +24,20 @@ from .common import calls_of, signal_frames, windows
 from .triage import _records
 
 __all__ = ["context", "load_logs", "log_templates", "log_fields", "anomalies", "changes",
-           "suspects", "save"]
+           "suspects", "save", "run"]
 
 DEFAULT_MAX_LINES = 200_000
 
 
 def context(run: Run) -> Section:
     """Triage findings this stage builds on, and the baseline/incident windows."""
-    tri = run.findings("triage")
+    tri = run.triage()
     if tri is None:
         raise StageError("triage findings are missing: run 01_triage first (or `incident run`)")
     w = windows(tri, run)
     md = (f"- Baseline: {fmt_time(w['baseline'][0])} to {fmt_time(w['baseline'][1])}\n"
           f"- Incident: {fmt_time(w['incident'][0])} to {fmt_time(w['incident'][1])}\n"
-          f"- Severity from triage: {md_inline(tri['severity']['label'])}")
+          f"- Severity from triage: {md_inline(tri.severity.label if tri.severity else 'none')}")
     return Section("Windows", md, {"triage": tri, **w})
 
 
@@ -137,7 +138,7 @@ def anomalies(run: Run, ctx: Section) -> Section:
     frames = signal_frames(run, "correlation")
     defs = signals()
     tri = ctx.data["triage"]
-    ref = pd.Timestamp(tri["onset"]["ref_time"]) if tri["onset"].get("ref_time") else None
+    ref = pd.Timestamp(tri.onset.ref_time) if tri.onset.ref_time else None
     an = rank_anomalies(frames, {k: d.unit for k, d in defs.items()},
                         {k: d.direction for k, d in defs.items()}, ctx.data["baseline"],
                         ctx.data["incident"], ref_time=ref)
@@ -198,3 +199,16 @@ def save(run: Run, logs: Section, tpl: Section, fields: Section, an: Section, ch
         "suspects": sus.data["ranked"][:10],
     }
     return run.save_findings("correlation", data)
+
+
+def run(run: Run) -> CorrelationFindings:
+    """The whole correlation stage in one call, as the notebook runs it; findings saved."""
+    ctx = context(run)
+    logs = load_logs(run, ctx)
+    tpl = log_templates(run, ctx, logs)
+    flds = log_fields(run, ctx, logs)
+    an = anomalies(run, ctx)
+    ch = changes(run, ctx)
+    sus = suspects(run, ctx, an, tpl, ch)
+    save(run, logs, tpl, flds, an, ch, sus, ctx)
+    return run.correlation() or CorrelationFindings()

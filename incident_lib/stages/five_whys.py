@@ -8,12 +8,13 @@ import pandas as pd
 
 from ..analysis.whys import five_whys, rollback_or_fix
 from ..core.errors import StageError
+from ..core.findings import FiveWhysFindings
 from ..core.safe import md_inline
 from ..report.display import Section
 from ..runs.folder import Run
 from .common import calls_of
 
-__all__ = ["context", "chain", "decision", "save"]
+__all__ = ["context", "chain", "decision", "save", "run"]
 
 
 def context(run: Run) -> Section:
@@ -64,3 +65,10 @@ def decision(run: Run, ctx: Section, fix_minutes: float | None = None) -> Sectio
 def save(run: Run, whys: Section, dec: Section) -> Any:
     """Write findings/five_whys.json."""
     return run.save_findings("five_whys", {"whys": whys.data["whys"], "decision": dec.data})
+
+
+def run(run: Run) -> FiveWhysFindings:
+    """The whole 5 Whys stage in one call, as the notebook runs it; findings saved."""
+    ctx = context(run)
+    save(run, chain(run, ctx), decision(run, ctx))
+    return run.five_whys() or FiveWhysFindings()

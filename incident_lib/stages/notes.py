@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
+from ..core.findings import Suspect, TriageFindings
 from ..core.notes import (
     NOTES_FILE,
     NOTES_TEMPLATE,
@@ -15,17 +17,20 @@ from ..core.notes import (
     empty_notes,
     load_status_updates,
 )
+from ..core.signals import signals
+from ..core.storage import atomic_write_text
+from ..runs.folder import Run
 
 __all__ = ["apply_notes", "default_action_items", "early_signal", "init_notes",
            "merge_into_context"]
 
 
-def default_action_items(top: dict[str, Any] | None,
+def default_action_items(top: Suspect | None,
                          early_signal: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The generated action items (owner and due left for people)."""
     items = []
-    if top and top.get("change_id"):
-        items.append({"action": f"Find and fix the defect in {top['change_id']} before "
+    if top and top.change_id:
+        items.append({"action": f"Find and fix the defect in {top.change_id} before "
                                "redeploying", "type": "fix"})
     if early_signal:
         items.append({"action": f"Alert on {early_signal['series']} (moved before impact)",
@@ -35,15 +40,13 @@ def default_action_items(top: dict[str, Any] | None,
     return [{**i, "owner": None, "due": None, "status": "open"} for i in items]
 
 
-def early_signal(triage: dict[str, Any]) -> dict[str, Any] | None:
+def early_signal(triage: TriageFindings | None) -> dict[str, Any] | None:
     """The earliest utilisation signal (a share of a limit) that moved before the onset."""
-    from ..core.signals import signals
-
-    onset = (triage.get("onset") or {}).get("time")
-    if not onset:
+    onset = triage.onset.time if triage else None
+    if not triage or not onset:
         return None
     defs = signals()
-    for m in (triage.get("onset") or {}).get("first_movers") or []:
+    for m in triage.onset.first_movers:
         d = defs.get(m.get("signal", ""))
         if d and d.golden == "saturation" and d.unit == "ratio" and m["onset"] <= onset:
             return m
@@ -52,18 +55,14 @@ def early_signal(triage: dict[str, Any]) -> dict[str, Any] | None:
 
 def init_notes(run_path: Path) -> Path:
     """Write a commented notes.yaml skeleton (generated action items pre-filled) if missing."""
-    import yaml
 
-    from ..core.storage import atomic_write_text
-    from ..runs.folder import Run
 
     p = Path(run_path) / NOTES_FILE
     if p.exists():
         return p
     run = Run(run_path)
-    sus = (run.findings("correlation") or {}).get("suspects") or []
-    items = default_action_items(sus[0] if sus else None,
-                                 early_signal(run.findings("triage") or {}))
+    cor = run.correlation()
+    items = default_action_items(cor.top if cor else None, early_signal(run.triage()))
     actions = "\n" + yaml.safe_dump(items, sort_keys=False, allow_unicode=True, width=1000)
     actions = "\n".join("  " + ln if ln else ln for ln in actions.splitlines())
     atomic_write_text(p, NOTES_TEMPLATE.format(id=run.incident.id, actions=actions))
@@ -86,7 +85,7 @@ def merge_into_context(ctx: dict[str, Any], notes: dict[str, Any],
     ctx["lessons"] = notes["lessons"]
     items = notes.get("action_items")
     ctx["action_items"] = items if items is not None else default_action_items(
-        ctx.get("top"), ctx.get("early_signal"))
+        ctx.get("top_suspect"), ctx.get("early_signal"))
     extra = [dict(e) for e in notes.get("timeline") or []]
     for u in updates or []:
         extra.append({"time": u["time"], "event": f"status update: {u['color']} {u['state']}",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import pandas as pd
 
 from ..analysis.timeline import build_timeline
+from ..core.findings import CorrelationFindings, PostmortemFindings
 from ..core.model import iso
 from ..core.storage import atomic_write_text
 from ..report.display import Section
@@ -14,7 +16,7 @@ from ..report.render import render_template
 from ..runs.folder import STAGES, Run
 from .notes import apply_notes, early_signal, init_notes
 
-__all__ = ["gather", "timeline", "render", "save", "render_report"]
+__all__ = ["gather", "timeline", "render", "save", "render_report", "run"]
 
 IMPACT_DEFAULTS: dict[str, Any] = {
     "onset": None, "recovered": None, "as_of": None, "status": None, "duration_s": None,
@@ -92,7 +94,8 @@ def _context(run: Run, g: Section, tl: Section) -> dict[str, Any]:
                 "rows": v.get("rows", 0), "partial": v.get("partial", False)}
                for k, v in g.data["evidence"].items()]
     return {
-        "early_signal": early_signal(tri),
+        "early_signal": early_signal(run.triage()),
+        "top_suspect": (run.correlation() or CorrelationFindings()).top,
         "triage_missing": f["triage"] is None,
         "has_plot": (run.path / "report_files" / "golden_signals.png").is_file(),
         "incident": inc, "triage": tri, "correlation": cor, "whys": why.get("whys", []),
@@ -128,3 +131,11 @@ def render_report(run: Run) -> str:
     g = gather(run)
     rep = render(run, g, timeline(run, g))
     return rep.data["path"]
+
+
+def run(run: Run) -> PostmortemFindings:
+    """The whole postmortem stage in one call: report.md written, findings saved."""
+    g = gather(run)
+    rep = render(run, g, timeline(run, g))
+    save(run, g, rep)
+    return typing.cast(PostmortemFindings, run.load_findings("postmortem"))

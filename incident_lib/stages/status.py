@@ -10,14 +10,18 @@ import pandas as pd
 
 from ..core.errors import InputError, SourceError
 from ..core.notes import UPDATES_FILE, load_notes, load_status_updates
+from ..core.safe import md_inline
+from ..core.signals import signals
+from ..core.storage import atomic_write_json
+from ..runs.folder import Run
+from ..sources.base import choose_step
+from . import triage
 
 __all__ = ["append_status_update"]
 
 
 def _current_frames(run: Any) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, str | None]:
     """Signals and changes queried now (not recorded); recorded evidence if the backend fails."""
-    from ..core.signals import signals
-    from ..sources.base import choose_step
 
     inc = run.incident
     step = choose_step(inc.start_ts, inc.end_ts)
@@ -42,11 +46,6 @@ def append_status_update(run_path: Path, action: str | None = None) -> str:
     """Render a status update from current numbers, append it to the run's timeline, return it."""
     import fcntl
 
-    from ..core.safe import md_inline
-    from ..core.storage import atomic_write_json
-    from ..report.display import Section
-    from ..runs.folder import Run
-    from . import triage
 
     run = Run(run_path)
     notes = load_notes(run.path)
@@ -54,22 +53,18 @@ def append_status_update(run_path: Path, action: str | None = None) -> str:
     if not {"error_rate", "traffic", "latency_p99"} <= set(frames):
         raise InputError(f"run {run.incident.id}: no error_rate/traffic/latency_p99 numbers "
                          "(backend unavailable and nothing recorded)")
-    sig = Section("Golden signals", "", {"frames": frames, "no_data": []})
-    onset = triage.detect_onset(run, sig)
-    impact = triage.measure_impact(run, sig, onset)
-    if notes.get("resolved"):
-        impact.data["status"] = "resolved"
-    severity = triage.assess(run, impact)
-    upd = triage.status_update(run, severity, impact, Section("Changes", "", {"frame": changes}),
-                               action or notes.get("current_action"))
-    text = upd.data["text"]
+    tri = triage.run(run, save=False, frames=frames, changes_frame=changes,
+                     action=action or notes.get("current_action"),
+                     resolved=bool(notes.get("resolved")))
+    upd, severity = tri.status_update, tri.severity
+    assert upd is not None and severity is not None  # triage.run always assesses both
+    text = upd.text
     if fallback:
         text += (f"\n- **Numbers:** from recorded evidence (backend unavailable: "
                  f"{md_inline(fallback)})")
     record = {"time": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"),
-              "as_of": impact.data.get("as_of"), "color": upd.data["color"],
-              "state": upd.data["state"], "severity": severity.data["level"],
-              "next_update": upd.data["next_update"], "text": text}
+              "as_of": tri.impact.as_of, "color": upd.color, "state": upd.state,
+              "severity": severity.level, "next_update": upd.next_update, "text": text}
     with open(run.path / f".{UPDATES_FILE}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         atomic_write_json(run.path / UPDATES_FILE, [*load_status_updates(run.path), record])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from ..analysis.onset import find_excursion
 from ..analysis.severity import assess_severity
 from ..core.config import DEFAULT_SEVERITY_POLICY
 from ..core.errors import SourceError
+from ..core.findings import TriageFindings
 from ..core.model import iso
 from ..core.safe import md_inline, md_table
 from ..core.signals import signals
@@ -22,7 +24,7 @@ from ..runs.folder import Run
 from .common import entrypoints_of, signal_frames
 
 __all__ = ["golden_signals", "log_volume", "detect_onset", "measure_impact", "assess", "plot",
-           "recent_changes", "status_update", "save"]
+           "recent_changes", "status_update", "collect", "save", "run"]
 
 IMPACT_SIGNALS = ["error_rate", "latency_p99"]
 
@@ -269,11 +271,11 @@ def status_update(run: Run, severity: Section, impact: Section, changes: Section
                                            "next_update": ctx["next_update"]})
 
 
-def save(run: Run, sig: Section, onset: Section, impact: Section, severity: Section,
-         changes: Section, update: Section, similar: Section | None = None) -> Any:
-    """Write findings/triage.json."""
+def collect(sig: Section, onset: Section, impact: Section, severity: Section,
+            changes: Section, update: Section, similar: Section | None = None) -> TriageFindings:
+    """The typed triage findings from the notebook's sections."""
     mv = onset.data["movers"]
-    data = {
+    return TriageFindings.from_dict({
         "signals": {k: {"rows": int(len(v))} for k, v in sig.data["frames"].items()},
         "no_data": sig.data["no_data"],
         "onset": {"time": iso(onset.data["time"]), "ref_time": iso(onset.data.get("ref_time")),
@@ -283,8 +285,41 @@ def save(run: Run, sig: Section, onset: Section, impact: Section, severity: Sect
         "changes": _records(changes.data["frame"]),
         "status_update": update.data,
         "similar_incidents": similar.data if similar is not None else None,
-    }
-    return run.save_findings("triage", data)
+    })
+
+
+def save(run: Run, sig: Section, onset: Section, impact: Section, severity: Section,
+         changes: Section, update: Section, similar: Section | None = None) -> Path:
+    """Write findings/triage.json."""
+    return run.save_findings("triage", collect(sig, onset, impact, severity, changes, update,
+                                               similar))
+
+
+def run(run: Run, *, save: bool = True, frames: dict[str, pd.DataFrame] | None = None,
+        changes_frame: pd.DataFrame | None = None, action: str | None = None,
+        resolved: bool = False) -> TriageFindings:
+    """The whole triage in one call (as the notebook runs it, without the KB search).
+
+    With `frames` / `changes_frame` it assesses numbers the caller queried (status updates use
+    the current numbers); `resolved` marks the incident resolved; `save` writes the findings.
+    """
+    if frames is None:
+        sig = golden_signals(run)
+    else:
+        sig = Section("Golden signals", "", {"frames": frames,
+                                             "no_data": [n for n, f in frames.items() if f.empty]})
+    onset = detect_onset(run, sig)
+    impact = measure_impact(run, sig, onset)
+    if resolved:
+        impact.data["status"] = "resolved"
+    severity = assess(run, impact)
+    changes = recent_changes(run) if changes_frame is None else Section(
+        "Changes", "", {"frame": changes_frame})
+    update = status_update(run, severity, impact, changes, action)
+    findings = collect(sig, onset, impact, severity, changes, update)
+    if save:
+        run.save_findings("triage", findings)
+    return findings
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:

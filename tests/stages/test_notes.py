@@ -11,6 +11,7 @@ import pytest
 from incident_lib.cli.main import main
 from incident_lib.core import notes
 from incident_lib.core.errors import InputError
+from incident_lib.core.findings import Suspect
 from incident_lib.report.lint import lint_run
 from incident_lib.runs.folder import Run
 from incident_lib.stages import notes as stage_notes
@@ -82,7 +83,7 @@ def test_load_notes_raises_input_error(tmp_path: Path) -> None:
 
 
 def test_merge_into_context_exact() -> None:
-    ctx = {"top": {"change_id": "chg-9"}, "early_signal": None,
+    ctx = {"top_suspect": Suspect(service="payments", change_id="chg-9"), "early_signal": None,
            "timeline": [{"time": "2026-11-20T10:40:00+00:00", "event": "deploy",
                          "source": "changes", "when": "2026-11-20 10:40:00"},
                         {"time": "2026-11-20T11:00:00+00:00", "event": "recovered",
