@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 PIP = $(BIN)/pip install -q --disable-pip-version-check
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint lab clean
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,17 +15,22 @@ $(VENV)/.test: $(VENV)/.base
 	$(PIP) -e '.[test]'
 	@touch $@
 
+$(VENV)/.lab: $(VENV)/.base
+	$(PIP) -e '.[lab]'
+	@touch $@
+
 demo: $(VENV)/.base
 	$(BIN)/incident demo
 
 test: $(VENV)/.test
 	$(BIN)/ruff check .
+	$(BIN)/deptry incident_lib
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check .
 
-lab: $(VENV)/.test
+lab: $(VENV)/.lab
 	$(BIN)/incident lab
 
 clean:

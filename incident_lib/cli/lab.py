@@ -129,7 +129,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
         import jupyterlab  # noqa: F401
     except ImportError as exc:
         raise InputError(f"JupyterLab is not installed in this environment ({exc.name}): "
-                         f"{sys.executable} -m pip install jupyterlab") from None
+                         f"{sys.executable} -m pip install 'incident_lib[lab]'") from None
     root = _notebooks_dir(args.notebook_dir)
     port = args.port or free_port()
     token = secrets.token_urlsafe(24)
