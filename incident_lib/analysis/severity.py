@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.config import POLICY_CONDITIONS as _CONDITIONS
+from ..core.errors import ConfigError
 from ..core.model import Severity
 
 __all__ = ["assess_severity"]
-
-_CONDITIONS = {
-    "customer_error_share_min": ("customer_error_share",
-                                 "share of customer-facing requests failing"),
-    "customer_latency_ratio_min": ("customer_latency_ratio", "customer-facing p99 / baseline"),
-    "affected_services_min": ("affected_services", "services affected"),
-}
 
 
 def assess_severity(impact: dict[str, Any], policy: list[dict[str, Any]]) -> dict[str, Any]:
@@ -30,7 +25,7 @@ def assess_severity(impact: dict[str, Any], policy: list[dict[str, Any]]) -> dic
             if key == "level":
                 continue
             if key not in _CONDITIONS:
-                raise ValueError(f"severity policy rule {i + 1}: unknown condition {key!r}")
+                raise ConfigError(f"severity policy rule {i + 1}: unknown condition {key!r}")
             field, text = _CONDITIONS[key]
             if measured[field] >= float(threshold):
                 reasons.append(f"{text} = {measured[field]:.4g} >= {threshold}")

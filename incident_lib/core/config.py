@@ -8,9 +8,11 @@ from typing import Any
 
 import yaml
 
-from .errors import InputError
+from .errors import ConfigError, InputError
+from .model import Severity
 
-__all__ = ["load_config", "resolve_sources", "DEFAULT_SEVERITY_POLICY", "secret_from_env"]
+__all__ = ["load_config", "resolve_sources", "DEFAULT_SEVERITY_POLICY", "POLICY_CONDITIONS",
+           "validate_severity_policy", "secret_from_env"]
 
 # Ordered rules: the first whose conditions all hold gives the severity.
 DEFAULT_SEVERITY_POLICY: list[dict[str, Any]] = [
@@ -21,6 +23,14 @@ DEFAULT_SEVERITY_POLICY: list[dict[str, Any]] = [
     {"level": "P3", "affected_services_min": 1},
     {"level": "P4"},
 ]
+# Conditions a severity rule may test: condition -> (measured impact field, description).
+POLICY_CONDITIONS: dict[str, tuple[str, str]] = {
+    "customer_error_share_min": ("customer_error_share",
+                                 "share of customer-facing requests failing"),
+    "customer_latency_ratio_min": ("customer_latency_ratio", "customer-facing p99 / baseline"),
+    "affected_services_min": ("affected_services", "services affected"),
+}
+_SOURCE_KINDS = {"files", "prometheus", "elasticsearch"}
 _SECRET_KEYS = {"token", "password", "api_key", "apikey", "secret", "authorization"}
 
 
@@ -49,8 +59,40 @@ def load_config(path: str | Path | None = None, data_dir: str | Path | None = No
         if key.lower() in _SECRET_KEYS:
             raise InputError(f"config file {p} holds a secret under {key!r}: put secrets in the "
                              "environment and name the variable (e.g. token_env: PROM_TOKEN)")
+    if data.get("severity_policy") is not None:
+        data["severity_policy"] = validate_severity_policy(data["severity_policy"], f"{p}: ")
+    for kind in ("metrics", "logs", "changes"):
+        spec = (data["sources"] or {}).get(kind) if isinstance(data["sources"], dict) else None
+        if isinstance(spec, dict) and spec.get("kind") not in _SOURCE_KINDS:
+            raise ConfigError(f"{p}: sources.{kind}.kind is {str(spec.get('kind'))[:40]!r}: use "
+                              f"one of {', '.join(sorted(_SOURCE_KINDS))}")
     data["_base"] = str(p.parent.resolve())
     return data
+
+
+def validate_severity_policy(policy: Any, where: str = "") -> list[dict[str, Any]]:
+    """The policy as ordered rules with parseable levels and known numeric conditions."""
+    if not isinstance(policy, list) or not policy:
+        raise ConfigError(f"{where}severity_policy must be a non-empty list of rules such as "
+                          "{level: P1, customer_error_share_min: 0.05}")
+    out = []
+    for i, rule in enumerate(policy, start=1):
+        if not isinstance(rule, dict) or "level" not in rule:
+            raise ConfigError(f"{where}severity_policy rule {i} needs a level (e.g. P1)")
+        try:
+            Severity.parse(rule["level"])
+        except InputError as exc:
+            raise ConfigError(f"{where}severity_policy rule {i}: {exc}") from None
+        for key, value in rule.items():
+            if key == "level":
+                continue
+            if key not in POLICY_CONDITIONS:
+                raise ConfigError(f"{where}severity_policy rule {i}: unknown condition {key!r}: "
+                                  f"use {', '.join(POLICY_CONDITIONS)}")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{where}severity_policy rule {i}: {key} must be a number")
+        out.append(dict(rule))
+    return out
 
 
 def resolve_sources(config: dict) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -76,8 +118,6 @@ def resolve_sources(config: dict) -> tuple[dict[str, Any], dict[str, Any]]:
         if not tpath.is_file():
             raise InputError(f"config: topology file {tpath} does not exist: fix the path")
         topo = yaml.safe_load(tpath.read_text("utf-8")) or {}
-    if config.get("severity_policy"):
-        topo = {**topo, "severity_policy": config["severity_policy"]}
     return sources, topo
 
 

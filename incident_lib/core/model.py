@@ -94,6 +94,7 @@ class Incident:
     resolved_at: str | None = None
     sources: dict[str, Any] = field(default_factory=dict)
     topology: dict[str, Any] = field(default_factory=dict)
+    severity_policy: list[dict[str, Any]] | None = None
     created: str = field(default_factory=lambda: iso(datetime.now(UTC)) or "")
 
     @property

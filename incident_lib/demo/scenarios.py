@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.errors import InputError
 from ..core.model import iso
 from .generator import alert_payload, background, write_dataset
 from .logs import GEN, tpl
@@ -313,7 +314,7 @@ def generate_scenario(out: str | Path, fault: str, seed: int = 1, size: int = 50
                       start: str = "2026-11-20T09:00:00Z") -> Path:
     """Write one fault scenario (same files as generate_demo) and its truth.json."""
     if fault not in FAULTS:
-        raise ValueError(f"unknown fault {fault!r}: use one of {', '.join(FAULTS)}")
+        raise InputError(f"unknown fault {fault!r}: use one of {', '.join(FAULTS)}")
     spec = DemoSpec(seed=seed, size=size, start=start)
     t0, ts, tmin = sample_times(spec)
     story = background(Story(tmin=tmin))

@@ -131,7 +131,8 @@ def incident_from_alert(payload: dict[str, Any], config: dict[str, Any],
     return Incident(id=incident_id, title=title[:200], service=service, start=iso(starts -
                     LOOKBACK) or "", end=iso(end) or "", alert_time=iso(starts), labels=labels,
                     annotations=ann, source="alertmanager", group_key=key, resolved_at=resolved,
-                    sources=sources, topology=topo)
+                    sources=sources, topology=topo,
+                    severity_policy=config.get("severity_policy"))
 
 
 def incident_from_cli(service: str, start: str, end: str, config: dict[str, Any],
@@ -149,4 +150,5 @@ def incident_from_cli(service: str, start: str, end: str, config: dict[str, Any]
     validate_incident_id(incident_id)
     return Incident(id=incident_id, title=title or f"Investigation of {service}",
                     service=service, start=iso(t0) or "", end=iso(t1) or "", source="cli",
-                    sources=sources, topology=topo)
+                    sources=sources, topology=topo,
+                    severity_policy=config.get("severity_policy"))

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..core.errors import StageError
 from ..core.safe import clean_text, table_frame
 
 __all__ = ["Section", "Figure", "md_to_html", "html_table", "HTML_MAX_ROWS"]
@@ -126,7 +127,7 @@ class Figure:
         if self.path is not None and Path(self.path).is_file():
             return Path(self.path).read_bytes()
         if self.figure is None:
-            raise ValueError(f"figure {self.title!r} has neither a saved file nor a figure")
+            raise StageError(f"figure {self.title!r} has neither a saved file nor a figure")
         buf = io.BytesIO()
         self.figure.savefig(buf, format="png", dpi=90)
         return buf.getvalue()

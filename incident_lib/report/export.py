@@ -10,6 +10,7 @@ from pathlib import Path
 import nbformat
 from traitlets.config import Config
 
+from ..core.errors import InputError
 from ..core.storage import atomic_write_bytes, atomic_write_text
 
 __all__ = ["export_markdown", "export_html", "export_run_html", "add_toc",
@@ -57,7 +58,7 @@ def export_html(
 
     paths = [Path(notebook)] if isinstance(notebook, str | Path) else [Path(p) for p in notebook]
     if not paths:
-        raise ValueError("export_html needs at least one notebook")
+        raise InputError("export_html needs at least one notebook")
     nb = _combine([nbformat.read(p, as_version=4) for p in paths])
     name = title or (paths[0].stem if len(paths) == 1 else out.stem)
     c = Config()

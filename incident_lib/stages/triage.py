@@ -204,7 +204,8 @@ def _step(df: pd.DataFrame) -> float:
 
 def assess(run: Run, impact: Section) -> Section:
     """Severity from measured impact by the configured policy (P1-P4; SEV/critical aliases)."""
-    policy = run.incident.topology.get("severity_policy") or DEFAULT_SEVERITY_POLICY
+    inc = run.incident  # runs made before the policy had its own field kept it in topology
+    policy = inc.severity_policy or inc.topology.get("severity_policy") or DEFAULT_SEVERITY_POLICY
     sev = assess_severity(impact.data, policy)
     md = f"**{sev['label']}** (policy rule {sev['rule']}): " + "; ".join(
         md_inline(r) for r in sev["reasons"])
