@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import InputError
+from .safe import md_inline
 
 __all__ = ["Incident", "Severity", "parse_time", "iso", "FINDINGS_SCHEMA"]
 
@@ -132,8 +133,6 @@ class Incident:
         ]
 
     def _repr_markdown_(self) -> str:
-        from .safe import md_inline
-
         rows = self._rows()
         body = "\n".join(f"| {k} | {md_inline(v)} |" for k, v in rows)
         return "| | |\n|---|---|\n" + body + "\n"

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from .errors import InputError
+from .model import iso
 
 __all__ = ["NOTES_FILE", "UPDATES_FILE", "REQUIRED_SECTIONS", "NOTES_TEMPLATE", "load_notes",
            "check_notes", "empty_notes", "load_status_updates", "key_lines", "yaml_error",
@@ -58,7 +60,6 @@ _TEXT_KEYS = ("users_affected", "revenue_impact", "current_action", "long_term_p
 
 def key_lines(text: str, offset: int = 0) -> dict[str, int]:
     """1-based line of each key path ('a', 'a.b', 'a[0].b') in a YAML document."""
-    import yaml
 
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -94,7 +95,6 @@ def yaml_error(exc: Exception, offset: int = 0) -> tuple[int, str]:
 
 def as_time(value: Any) -> str | None:
     """An ISO-8601 UTC string ('...Z') from a YAML value, None if empty; ValueError if bad."""
-    from .model import iso
 
     if value is None or value == "":
         return None
@@ -154,7 +154,6 @@ def normalise_action(item: Any) -> dict[str, Any]:
 
 def check_notes(text: str) -> tuple[dict[str, Any], list[str]]:
     """Parse notes.yaml text into normalised notes and 'notes.yaml:LINE: problem' strings."""
-    import yaml
 
     try:
         raw = yaml.safe_load(text)

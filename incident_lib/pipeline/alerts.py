@@ -14,6 +14,7 @@ from ..core.config import resolve_sources
 from ..core.errors import InputError
 from ..core.model import Incident, iso, parse_time
 from ..core.storage import slug, validate_incident_id
+from ..sources import make_metric_source
 
 __all__ = ["load_alert_file", "validate_payload", "incident_from_alert", "incident_from_cli",
            "dedupe_key", "check_service"]
@@ -92,8 +93,6 @@ def check_service(service: str, known: list[str]) -> str:
 
 
 def _known_services(sources: dict[str, Any]) -> list[str]:
-    from ..sources import make_metric_source
-
     try:
         return make_metric_source(sources["metrics"]).services()
     except InputError:

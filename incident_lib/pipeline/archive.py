@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..core.errors import InputError
+from ..core.storage import atomic_write_with
+from ..report.export import export_run_html
+from ..runs.folder import Run
 
 __all__ = ["export_run", "verify_export", "combined_notebook_html"]
 
@@ -35,7 +38,6 @@ def _sha256(data: bytes) -> str:
 
 def combined_notebook_html(run_path: Path, out: Path) -> Path | None:
     """One self-contained HTML (code hidden, figures inline) of the run's executed notebooks."""
-    from ..report.export import export_run_html
 
     return export_run_html(Path(run_path), out)
 
@@ -50,8 +52,6 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mtime: float) -> No
 
 def export_run(run_path: Path, out: Path | None = None) -> tuple[Path, Path | None]:
     """Write <id>.tar.gz (run folder, MANIFEST.json with sha256 per file, notebooks.html)."""
-    from ..core.storage import atomic_write_with
-    from ..runs.folder import Run
 
     run = Run(run_path)
     rid = run.incident.id

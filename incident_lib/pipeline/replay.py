@@ -9,6 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import InputError
+from ..core.model import Incident
+from ..core.storage import validate_incident_id
+from ..runs.folder import STAGES, Run
+from ..runs.folder import run_path as target_path
+from .runner import create_run, execute
 
 __all__ = ["replay_incident", "replay_run", "compare_findings", "ReplayResult", "IGNORED_KEYS"]
 
@@ -34,9 +39,6 @@ class ReplayResult:
 
 def replay_incident(run_path: Path, new_id: str | None = None) -> Any:
     """The original incident with a new id and bundle sources on the original's evidence/."""
-    from ..core.model import Incident
-    from ..core.storage import validate_incident_id
-    from ..runs.folder import Run
 
     orig = Run(run_path)
     if not (orig.path / "evidence" / "index.json").is_file():
@@ -62,9 +64,6 @@ def replay_incident(run_path: Path, new_id: str | None = None) -> Any:
 def replay_run(run_path: Path, new_id: str | None = None, *, cell_timeout: int = 600,
                root: Path | None = None) -> ReplayResult:
     """Re-execute the notebooks offline from a run's evidence and compare the findings."""
-    from ..runs.folder import Run
-    from ..runs.folder import run_path as target_path
-    from .runner import create_run, execute
 
     orig = Path(run_path).resolve()
     inc = replay_incident(orig, new_id)
@@ -115,7 +114,6 @@ def _diff(a: Any, b: Any, where: str, out: list[str], limit: int) -> None:
 
 def compare_findings(original: Path, replay: Path, limit: int = 50) -> list[str]:
     """Differences between two runs' findings, ignoring timestamps, run tokens, ids and paths."""
-    from ..runs.folder import STAGES
 
     paths = tuple(sorted({str(Path(original).resolve()), str(Path(replay).resolve())},
                          key=len, reverse=True))

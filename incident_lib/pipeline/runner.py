@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..core.config import load_config
 from ..core.errors import InputError, RunLocked
 from ..core.model import Incident, iso
 from ..core.resources import notebooks_dir
@@ -23,7 +24,11 @@ from ..core.storage import (
     runs_root,
     workspace,
 )
+from ..demo.generator import generate_demo
+from ..report.export import export_markdown, export_run_html
 from ..runs.folder import DEMO_RUN_ID, STAGES, Run, new_run_token, run_path
+from ..stages.postmortem import render_report
+from .alerts import incident_from_alert
 
 __all__ = ["NOTEBOOKS", "create_run", "execute", "create_demo_run", "notebook_path",
            "PARAMETER_NAMES"]
@@ -224,8 +229,6 @@ def _check_findings(path: Path, stage: str, token: str) -> tuple[str, str | None
 
 
 def _fallback_report(path: Path) -> None:
-    from ..stages.postmortem import render_report
-
     try:
         render_report(Run(path))
     except Exception as exc:  # noqa: BLE001 - the report must exist whatever happened
@@ -236,7 +239,6 @@ def _fallback_report(path: Path) -> None:
 
 def _export_notebooks(path: Path, status: _Status) -> None:
     """Executed notebooks -> Markdown (inputs hidden, Markdown tables, figures in *_files/)."""
-    from ..report.export import export_markdown, export_run_html
 
     for stage, nb in NOTEBOOKS.items():
         src = path / "notebooks" / nb
@@ -254,9 +256,6 @@ def _export_notebooks(path: Path, status: _Status) -> None:
 def create_demo_run(root: Path | None = None, data: Path | None = None,
                     incident_id: str = DEMO_RUN_ID) -> Path:
     """Generate demo telemetry if needed and create the demo incident's run folder."""
-    from ..core.config import load_config
-    from ..demo.generator import generate_demo
-    from .alerts import incident_from_alert
 
     data = data or demo_data_dir()
     if not (data / "incident.yaml").is_file():

@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import InputError
-from .jobqueue import queue_path
+from ..core.model import iso, parse_time
+from ..core.storage import slug, validate_incident_id
+from ..pipeline.alerts import dedupe_key, validate_payload
+from .jobqueue import JobQueue, queue_path
 from .worker import DEFAULT_WORKERS, WorkerPool
 
 __all__ = ["create_app", "incident_id_for", "DEFAULT_MAX_BODY"]
@@ -29,8 +32,6 @@ DEFAULT_MAX_BODY = 1 << 20  # 1 MiB; Alertmanager payloads are a few KiB
 
 def incident_id_for(payload: dict[str, Any], key: str) -> str:
     """A safe incident id from untrusted labels: <alertname>-<service>-<start>-<key>."""
-    from ..core.model import parse_time
-    from ..core.storage import slug, validate_incident_id
 
     alerts = payload["alerts"]
     labels = {**alerts[0]["labels"], **payload["commonLabels"]}
@@ -45,7 +46,6 @@ def incident_id_for(payload: dict[str, Any], key: str) -> str:
 
 def _resolved_at(payload: dict[str, Any]) -> str | None:
     """The resolve time of a `resolved` notification (latest endsAt), else None."""
-    from ..core.model import iso, parse_time
 
     if payload.get("status") != "resolved":
         return None
@@ -79,8 +79,6 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from ..pipeline.alerts import dedupe_key, validate_payload
-    from .jobqueue import JobQueue
 
     if not token:
         raise InputError("the webhook token is empty: set INCIDENT_WEBHOOK_TOKEN (or the "
