@@ -175,8 +175,14 @@ def start_server(workdir: Path, *, config: Path, runs: Path, token: str, port: i
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/healthz", proc, log, timeout=30)
-        deadline = time.monotonic() + 60  # steady state: every worker preloaded and waiting
-        while httpx.get(f"{url}/healthz", timeout=5).json().get("warm", workers) < workers:
+        deadline = time.monotonic() + 60  # steady state: every worker preloaded and waiting,
+        # or running a job it found queued at start (a restart re-queues interrupted runs)
+
+        def settled() -> bool:
+            h = httpx.get(f"{url}/healthz", timeout=5).json()
+            return h.get("warm", workers) + h.get("jobs", {}).get("running", 0) >= workers
+
+        while not settled():
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise AssertionError(f"workers not ready:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)

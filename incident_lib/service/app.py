@@ -28,8 +28,6 @@ __all__ = ["create_app", "incident_id_for", "DEFAULT_MAX_BODY"]
 DEFAULT_MAX_BODY = 1 << 20  # 1 MiB; Alertmanager payloads are a few KiB
 
 
-
-
 def incident_id_for(payload: dict[str, Any], key: str) -> str:
     """A safe incident id from untrusted labels: <alertname>-<service>-<start>-<key>."""
 
@@ -61,10 +59,6 @@ def _resolved_at(payload: dict[str, Any]) -> str | None:
 # -- worker pool --------------------------------------------------------------------------
 
 
-
-
-
-
 # -- HTTP app -----------------------------------------------------------------------------
 
 
@@ -78,7 +72,6 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
     from starlette.requests import ClientDisconnect, Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
-
 
     if not token:
         raise InputError("the webhook token is empty: set INCIDENT_WEBHOOK_TOKEN (or the "
@@ -181,21 +174,4 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
     return app
 
 
-
-
-
-
-
-
-
-
 # -- child process: one investigation -----------------------------------------------------
-
-
-
-
-
-
-
-
-
