@@ -1,5 +1,8 @@
 """Elasticsearch 8/9 logs and changes through the official client: pushdown, PIT, faults.
 
+Over 400 lines on purpose: it is one driver, and its wire behaviour (paging, retries, partial
+shards, expired point-in-time) is easier to review in one place than spread over modules.
+
 Config (`sources.logs` / `sources.changes`)::
 
     {kind: elasticsearch, url: https://es:9200, index: "logs-*", api_key_env: ES_API_KEY,
