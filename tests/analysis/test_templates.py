@@ -161,3 +161,57 @@ def test_compaction_bounds_memory_and_keeps_every_key() -> None:
 def test_non_string_messages_are_tolerated() -> None:
     ids, templates = mine_templates([None, float("nan"), 42, b"raw bytes", ""])  # type: ignore[list-item]
     assert [templates[t] for t in ids] == ["", "", "<*>", "raw bytes", ""]
+
+
+def test_a_quoted_value_of_any_word_count_is_one_variable() -> None:
+    msgs = [f'acquire lock={i}, tag="{t}", ws=null' for i, t in enumerate(
+        ["View Lock", "WindowManager", "*launch*", "AudioMix long name", "bluetooth_timer"])]
+    assert set(_templates(msgs)) == {'acquire lock=<*>, tag="<*>", ws=<*>'}
+    assert len(_groups(msgs)) == 1
+
+
+def test_dates_with_month_names_are_one_variable() -> None:
+    msgs = [
+        "connection from 1.2.3.4 at Sun Jul 24 02:38:23 2005",
+        "connection from 1.2.3.5 at Mon Jun 13 12:00:01 2005",
+        "connection from 1.2.3.6 at Tue Jun 14 00:00:00 2005",
+        "cert expires Dec 4, 2025",
+        "cert expires Jan 17, 2026",
+    ]
+    assert _templates(msgs) == ["connection from <*> at <*>"] * 3 + ["cert expires <*>"] * 2
+
+
+def test_key_value_with_a_second_value_is_a_variable() -> None:
+    # two users are enough for user=<*>; two different keys are two templates
+    msgs = ["login ok user=alice mode=web", "login ok user=bob mode=web",
+            "login ok user=alice mode=web", "login ok role=ops mode=web"]
+    assert _templates(msgs) == ["login ok user=<*> mode=web"] * 3 + ["login ok role=ops mode=web"]
+
+
+def test_key_value_with_an_empty_value_keeps_the_key() -> None:
+    msgs = [f"auth failure; logname= uid={i} tty=ssh ruser= rhost={h}"
+            for i, h in enumerate(["a.example", "", "b.example", "c.example", "d.example"])]
+    assert set(_templates(msgs)) == {"auth failure; logname= uid=<*> tty=ssh ruser= rhost=<*>"}
+
+
+def test_a_variable_spanning_a_varying_number_of_words_is_one_template() -> None:
+    progs = ["chrome.exe", "git.exe", "ssh.exe", "Dropbox.exe", "WeChat.exe"]
+    msgs = [f"{p} - proxy.example:5070 open through proxy HTTPS" for p in progs]
+    msgs += [f"{p} *64 - proxy.example:5070 open through proxy HTTPS" for p in progs]
+    assert set(_templates(msgs)) == {"<*> - proxy.example:<*> open through proxy HTTPS"}
+    # a template without such a twin keeps its text (and id)
+    jobs = [f"job {w} {i} done" for i, w in enumerate(["ab", "cd", "ef", "gh", "ij"])]
+    assert set(_templates(jobs)) == {"job <*> <*> done"}
+
+
+def test_a_time_of_day_is_one_variable() -> None:
+    assert mask("close, lifetime 00:02") == "close, lifetime <*>"
+    assert mask("started at 12:34:56.789 on host:8080") == "started at <*> on host:<*>"
+
+
+def test_a_parenthesised_value_of_any_word_count_is_one_variable() -> None:
+    cmds = ["run-parts /etc/cron.hourly", "/usr/lib/sa/sa1 1 1", "updatedb", "sh -c backup now",
+            "logrotate /etc/logrotate.conf"]
+    msgs = [f"(root) CMD ({c})" for c in cmds]
+    assert set(_templates(msgs)) == {"(root) CMD <*>"}
+    assert _templates(["VM Started (Lifecycle Event)"] * 2) == ["VM Started (Lifecycle Event)"] * 2
