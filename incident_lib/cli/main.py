@@ -52,9 +52,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="render a new status update from current numbers, append to timeline")
     rp = sub.add_parser("report", help="re-render report.md (or `report lint RUN` to check it)")
     rp.add_argument("items", nargs="+", metavar="[lint] RUN", help="incident id or run folder")
-    t = sub.add_parser("templates", help="mine log templates of a loghub-style file")
+    t = sub.add_parser("templates", help="mine log templates of a log file")
     t.add_argument("logfile")
-    t.add_argument("--format", required=True, help="loghub header format, e.g. '<Date> <Content>'")
+    t.add_argument("--format", default=None,
+                   help="loghub header format, e.g. '<Date> <Content>' (default: detect it)")
     t.add_argument("--out", required=True, help="output CSV")
     d.set_defaults(func=cmd_demo)
     r.set_defaults(func=cmd_run)

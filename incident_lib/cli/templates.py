@@ -1,22 +1,31 @@
-"""`incident templates LOGFILE`: mine the templates of a log file into a CSV."""
+"""`incident templates LOGFILE`: mine the templates of a log file into a CSV.
+
+Header formats and format recognition live in `sources.logformats`; this module joins them
+with the miner (`analysis.templates`), which a source may not import.
+"""
 
 from __future__ import annotations
 
 import argparse
 import csv
 import os
+import sys
 import tempfile
 from collections.abc import Sequence
 
 from ..analysis.templates import mine_templates
 from ..core.errors import InputError
-from ..sources.logformats import compile_header_format, read_log_file
+from ..sources.logformats import describe_format, read_log_records
 
 __all__ = ["cmd_templates", "run_templates_command", "write_templates_csv"]
 
 
 def write_templates_csv(
-    out: str, contents: Sequence[str], ids: Sequence[str], templates: dict[str, str]
+    out: str,
+    contents: Sequence[str],
+    ids: Sequence[str],
+    templates: dict[str, str],
+    line_ids: Sequence[int] | None = None,
 ) -> None:
     """Write LineId,Content,EventId,EventTemplate rows atomically (temp file + os.replace)."""
     directory = os.path.dirname(os.path.abspath(out))
@@ -27,8 +36,9 @@ def write_templates_csv(
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["LineId", "Content", "EventId", "EventTemplate"])
-            rows = zip(contents, ids, strict=True)
-            w.writerows((i, c, t, templates[t]) for i, (c, t) in enumerate(rows, start=1))
+            nums = line_ids if line_ids is not None else range(1, len(contents) + 1)
+            rows = zip(nums, contents, ids, strict=True)
+            w.writerows((i, c, t, templates[t]) for i, c, t in rows)
         os.replace(tmp, out)
     except BaseException:
         try:
@@ -38,16 +48,24 @@ def write_templates_csv(
         raise
 
 
-def run_templates_command(logfile: str, fmt: str, out: str) -> int:
-    """Mine templates of LOGFILE (loghub header FORMAT) and write one CSV row per line to OUT."""
-    hf = compile_header_format(fmt)
-    contents = read_log_file(logfile, hf)
+def run_templates_command(
+    logfile: str, fmt: str | None, out: str, *, quiet: bool = False
+) -> int:
+    """Mine templates of LOGFILE and write one CSV row per event (per line with a loghub
+    header FORMAT; without it the format is detected and multi-line events are joined, the row
+    keeping the LineId of the event's first line). Says which format matched how many lines."""
+    records, used = read_log_records(logfile, fmt)
+    contents = [r.message for r in records]
     ids, templates = mine_templates(contents)
-    write_templates_csv(out, contents, ids, templates)
+    write_templates_csv(out, contents, ids, templates, [r.line for r in records])
+    if not quiet:
+        print(f"{describe_format(used, records)}; {len(templates)} templates -> {out}",
+              file=sys.stderr)
     return 0
 
 
 def cmd_templates(args: argparse.Namespace) -> int:
+    """`incident templates`: ValueError (bad format, unreadable file) becomes an InputError."""
     try:
         return run_templates_command(args.logfile, args.format, args.out)
     except ValueError as exc:

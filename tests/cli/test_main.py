@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -74,3 +75,33 @@ def test_status_of_demo_run(demo_run: Path, tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "triage       ok" in res.stdout
     assert "Current action:" in res.stdout
+
+
+def test_templates_without_format_names_the_detected_format(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(
+        "2026-01-01 10:00:00,001 ERROR [main] com.acme.Pay: charge 1 failed\n"
+        "java.lang.IllegalStateException: pool exhausted\n"
+        "\tat com.acme.Pool.get(Pool.java:42)\n"
+        "2026-01-01 10:00:01,001 ERROR [main] com.acme.Pay: charge 2 failed\n"
+    )
+    out = tmp_path / "t.csv"
+    res = _incident(tmp_path, "templates", str(log), "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.strip() == (
+        "format: detected leveled (2 of 4 sample lines); 4 of 4 lines matched, 2 events; "
+        f"2 templates -> {out}")
+    with open(out, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["LineId"] for r in rows] == ["1", "4"]  # the 2nd event starts on line 4
+    assert rows[0]["Content"] == ("charge 1 failed\njava.lang.IllegalStateException: pool "
+                                  "exhausted\n\tat com.acme.Pool.get(Pool.java:42)")
+
+
+def test_templates_bad_format_is_one_line(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("x\n")
+    res = _incident(tmp_path, "templates", str(log), "--format", "<Date> (<Content>",
+                    "--out", str(tmp_path / "t.csv"))
+    _assert_bad(res, tmp_path, "not a valid RE2 regular expression")
+    assert not (tmp_path / "t.csv").exists()
