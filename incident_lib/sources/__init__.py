@@ -54,6 +54,8 @@ def _make(what: str, spec: dict[str, Any]) -> Any:
     module, name = target.split(":")
     cls = getattr(importlib.import_module(module, __package__), name)
     if kind == "files":
+        if what == "logs":
+            return cls(spec["path"], spec.get("fields"), spec.get("format"))
         return cls(spec["path"]) if what == "metrics" else cls(spec["path"], spec.get("fields"))
     if kind == "bundle":
         return cls(spec["path"])

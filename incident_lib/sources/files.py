@@ -19,6 +19,7 @@ from ..core.errors import SourceError
 from ..core.signals import get_signal
 from .base import CHANGE_COLUMNS, LOG_COLUMNS, QueryResult, time_grid
 from .openmetrics import MetricStore, evaluate, parse_openmetrics
+from .textlogs import TextLog, is_text_log
 
 __all__ = [
     "FilesMetricSource",
@@ -164,6 +165,8 @@ def _arrow_batches(path: Path, time_field: str) -> Iterator[pa.Table]:
 
 
 class _TableFile:
+    _text: TextLog | None = None  # a text log (format detected or given), else NDJSON/Parquet
+
     def __init__(self, path: str | Path, fields: dict[str, str], what: str) -> None:
         self.path = _check_file(Path(path), what)
         self.fields = dict(fields)
@@ -174,6 +177,10 @@ class _TableFile:
         """Batches of rows in [start, end] as normalised frames (tolerant on malformed input)."""
         if self.path.stat().st_size == 0:
             warnings.append(f"{self.path.name}: file is empty")
+            return
+        if self._text is not None:
+            yield from self._filtered(self._text.batches(self.fields, warnings), start, end,
+                                      columns)
             return
         try:
             yield from self._filtered(_arrow_batches(self.path, self.fields["time"]),
@@ -243,12 +250,20 @@ class _Restart(Exception):
 
 
 class FilesLogSource(_TableFile):
-    """Logs from an NDJSON (or Parquet) file with ECS field names."""
+    """Logs from an NDJSON (or Parquet) file with ECS field names, or a text log file whose
+    format is detected (or given as a loghub header format): see `textlogs`."""
 
     backend = "files"
 
-    def __init__(self, path: str | Path, fields: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, path: str | Path, fields: dict[str, str] | None = None, fmt: str | None = None
+    ) -> None:
         super().__init__(path, fields or ECS_LOG_FIELDS, "logs")
+        if fmt or (self.path.stat().st_size and is_text_log(self.path, self.fields["time"])):
+            try:
+                self._text = TextLog(self.path, fmt)
+            except ValueError as exc:
+                raise SourceError(f"sources.logs.format: {exc}") from None
 
     def read_logs(
         self,
@@ -295,6 +310,8 @@ class FilesLogSource(_TableFile):
             f"{end.isoformat()}]" + (f" service in {sorted(services)}" if services else "")
         )
         notes = {"matched": matched, "read": len(df), "sampling": sampling}
+        if self._text is not None:
+            notes["format"] = self._text.describe()
         return QueryResult(df[LOG_COLUMNS], query, self.backend, warnings=warnings, notes=notes)
 
     def count_over_time(

@@ -57,6 +57,8 @@ def load_logs(run: Run, ctx: Section) -> Section:
     md = (f"Read **{n.get('read', len(df)):,}** lines of **{n.get('matched', len(df)):,}** "
           f"matching ({md_inline(n.get('sampling', 'all lines'))}); "
           f"**{len(texts):,}** templates.")
+    if n.get("format"):
+        md += f"\n\nLog format: {md_inline(n['format'])}."
     if res.partial:
         md += "\n\n**Partial results:** the backend did not answer fully (see warnings)."
     for w in res.warnings[:5]:
@@ -64,6 +66,8 @@ def load_logs(run: Run, ctx: Section) -> Section:
     stats = {"matched": n.get("matched", len(df)), "read": n.get("read", len(df)),
              "sampling": n.get("sampling", "all lines"), "templates": len(texts),
              "partial": res.partial, "warnings": res.warnings[:20]}
+    if n.get("format"):
+        stats["format"] = n["format"]
     return Section("Logs read", md, {"frame": df, "stats": stats})
 
 
