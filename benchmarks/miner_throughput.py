@@ -175,7 +175,7 @@ def command_scenario(lines: list[str]) -> None:
     """Time the whole `incident templates` code path (read, parse header, mine, write CSV)."""
     import tempfile
 
-    from incident_lib.sources.logformats import run_templates_command
+    from incident_lib.cli.templates import run_templates_command
 
     with tempfile.TemporaryDirectory() as tmp:
         log = os.path.join(tmp, "big.log")
