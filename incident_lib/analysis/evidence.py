@@ -243,7 +243,8 @@ def named_in_errors(
     min_lines: int = 3,
 ) -> pd.DataFrame:
     """Per service: how often OTHER services' error lines name it (raw text, whole words),
-    baseline vs incident, and the significance of the increase (exposure = all error lines).
+    baseline vs incident, and the significance of the increase (exposure = all lines of each
+    period, so a general rise of traffic is not a rise of blame).
     """
     cols = ["service", "named_baseline", "named_incident", "named_sig", "named_by"]
     known = sorted({str(s) for s in services if str(s)}, key=len, reverse=True)
@@ -272,7 +273,10 @@ def named_in_errors(
         return pd.DataFrame(columns=cols)
     n0, _ = count(base)
     n1, by = count(inc)
-    share = (len(inc) + 1) / (len(inc) + len(base) + 2)
+    all_base = int(((logs["time"] >= baseline[0]) & (logs["time"] < baseline[1])).sum())
+    all_base += len(history) if history is not None else 0
+    all_inc = int(((logs["time"] >= incident[0]) & (logs["time"] <= incident[1])).sum())
+    share = (all_inc + 1) / (all_inc + all_base + 2)
     rows = []
     for name in sorted(n1):
         up, _ = poisson_change(np.array([n1[name]]), np.array([n0.get(name, 0)]), share)
