@@ -10,7 +10,8 @@ benchmarks/nezha_load.py into the analysis contract frames, and the fault-free `
 folder is pooled into the log and span baselines as history. The analysis functions
 (analysis.evidence, analysis.traces, analysis.rootcause) run directly, no notebooks: this is
 for tuning; benchmarks/nezha.py (issue 13, part A) measures the product end to end.
-The answer (inject_pod) is read only to score.
+The answer (inject_pod) is read only to score. Ties are scored pessimistically: the true
+service counts as ranked behind every service tied with it (the product reports ties as ties).
 
 Fault-free windows: (a) windows at times with no injection within 25 minutes before and 10
 after (metrics only: the export holds logs and spans only around faults), and (b) windows in
@@ -66,8 +67,8 @@ BEFORE = pd.Timedelta("20min")
 AFTER = pd.Timedelta("4min")
 CANDIDATE_KINDS = tuple(KINDS)
 GATE_GRID = {"error_share": (0.0, 0.01, 0.03), "metric": (3.0, 5.0, 10.0)}
-SCORE_GRID = (0.5, 1.0, 1.5, 2.0)
-MARGIN_GRID = (0.0, 0.25, 0.5, 1.0)
+SCORE_GRID = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+MARGIN_GRID = (0.0, 0.25, 0.5, 1.0, 1.5)
 
 
 def _templates(logs: pd.DataFrame, history: pd.DataFrame | None
@@ -133,7 +134,10 @@ def rank_of(feat: dict[str, object], cfg: RankConfig, truth: str | None) -> tupl
     if truth is None:
         return 99, decision
     hit = ranked[ranked["service"] == truth]
-    return (int(hit["rank"].iloc[0]) if len(hit) else 99), decision
+    if not len(hit):
+        return 99, decision
+    # scored pessimistically: the true service behind every service tied with it
+    return int((ranked["score"] >= hit["score"].iloc[0]).sum()), decision
 
 
 def acc(ranks: list[int]) -> dict[str, float]:
@@ -154,8 +158,11 @@ def configs() -> list[RankConfig]:
         for kinds in itertools.combinations(CANDIDATE_KINDS, n):
             for es, mg in itertools.product(GATE_GRID["error_share"], GATE_GRID["metric"]):
                 gates = {**base.gates, "error_share": es, "metric": mg}
-                for vf in (1.0, 0.5):
-                    out.append(replace(base, kinds=kinds, gates=gates, victim_factor=vf))
+                for vf, comp in itertools.product((1.0, 0.5), ((), ("metric",))):
+                    if comp and "metric" not in kinds:
+                        continue
+                    out.append(replace(base, kinds=kinds, gates=gates, victim_factor=vf,
+                                       compress=comp))
     return out
 
 
@@ -187,6 +194,8 @@ class Fast:
         for k in cfg.kinds:
             if k in self.m:
                 v = np.where(self.m[k] >= cfg.gates[k], self.m[k], 0.0)
+                if k in cfg.compress:
+                    v = np.log1p(v)
                 top = v.max() if self.n else 0.0
                 if top > 0:
                     sc += v / top
@@ -211,7 +220,7 @@ class Fast:
         sc = self.scores(cfg)
         if self.truth < 0 or sc[self.truth] <= 0:
             return 99
-        return int((sc > sc[self.truth]).sum()) + 1
+        return int((sc >= sc[self.truth]).sum())  # a tie counts against us (pessimistic)
 
 
 def rank_matrix(fast: list[Fast], grid: list[RankConfig]) -> np.ndarray:
@@ -319,7 +328,7 @@ def main() -> None:
           f"{pd.Timestamp.now('UTC'):%Y-%m-%d %H:%M} UTC")
     print(f"fitted config: kinds={','.join(fitted.kinds)} gates(metric={fitted.gates['metric']}"
           f", error_share={fitted.gates['error_share']}) victim_factor={fitted.victim_factor} "
-          f"min_score={fitted.min_score} min_margin={fitted.min_margin}")
+          f"compress={fitted.compress} min_score={fitted.min_score} min_margin={fitted.min_margin}")
     print("| fault type | cases | fitted AC@1 | AC@3 | AC@5 | Avg@5 | LOO AC@1 | AC@3 | AC@5 "
           "| Avg@5 |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -342,6 +351,11 @@ def main() -> None:
           f"of {len(feats)} faults; {free_loo} of {len(free_feats)} fault-free windows name one")
     print(f"seconds per case (features, cached after the first run): median "
           f"{float(np.median(secs)):.2f}; total {time.perf_counter() - t_start:.1f} s")
+    for name, c in (("product default (RankConfig())", RankConfig()),
+                    ("every kind, default gates", RankConfig(kinds=CANDIDATE_KINDS))):
+        a = acc([f.rank(c) for f in fast])
+        print(f"{name}: AC@1={a['AC@1']:.2f} AC@3={a['AC@3']:.2f} AC@5={a['AC@5']:.2f} "
+              f"Avg@5={a['Avg@5']:.2f}; stated {stating(c, fast + free_fast, all_truths)}")
     o = acc(loo_ranks)
     print(f"overall cases={len(feats)} AC@1={o['AC@1']:.2f} AC@3={o['AC@3']:.2f} "
           f"AC@5={o['AC@5']:.2f} Avg@5={o['Avg@5']:.2f}")

@@ -228,11 +228,13 @@ def rank_suspects(
             "breakdown": {k: round(WEIGHTS[k] * v, 4) for k, v in parts.items()},
             "evidence": ev,
         })
-    out.sort(key=lambda s: (-s["score"], s["service"]))
+    out.sort(key=lambda s: (-s["score"], s["service"]))  # name orders within a tie only
     for k, s in enumerate(out, 1):
-        s["rank"] = k
-        nxt = out[k]["score"] if k < len(out) else 0.0
-        s["margin"] = round(s["score"] - nxt, 4)
+        # equal scores share a rank (1, 1, 3): a tie is reported, never broken by name
+        s["rank"] = k if k == 1 or out[k - 2]["score"] != s["score"] else out[k - 2]["rank"]
+        tied = sum(o["score"] == s["score"] for o in out) > 1
+        nxt = next((o["score"] for o in out[k:] if o["score"] != s["score"]), 0.0)
+        s["margin"] = 0.0 if tied else round(s["score"] - nxt, 4)
     return out
 
 

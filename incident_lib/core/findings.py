@@ -215,6 +215,12 @@ class CorrelationFindings(Findings):
     anomalies: list[Record] = field(default_factory=list)
     changes_near_onset: list[Record] = field(default_factory=list)
     suspects: list[Suspect] = field(default_factory=list)
+    # the service stated as root cause (None: no incident or inconclusive), why, and the
+    # services tied at the top of the service ranking (analysis.rootcause)
+    root_cause: str | None = None
+    root_cause_reason: str | None = None
+    ties: list[str] = field(default_factory=list)
+    service_ranking: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = _extra()
 
     @property

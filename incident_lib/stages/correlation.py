@@ -8,9 +8,12 @@ import pandas as pd
 from scipy import stats
 
 from ..analysis.anomalies import rank_anomalies
+from ..analysis.evidence import log_evidence, metric_excursions, named_in_errors
+from ..analysis.rootcause import RankConfig, evidence_table, rank_services, root_cause_of
 from ..analysis.spikes import compare_counts, template_changes, what_changed
 from ..analysis.suspects import rank_suspects
 from ..analysis.templates import mine_templates
+from ..analysis.traces import call_graph, trace_evidence
 from ..core.errors import StageError
 from ..core.findings import CorrelationFindings
 from ..core.model import iso
@@ -24,7 +27,7 @@ from .common import calls_of, signal_frames, windows
 from .triage import _records
 
 __all__ = ["context", "load_logs", "log_templates", "log_fields", "anomalies", "changes",
-           "suspects", "save", "run"]
+           "service_ranking", "suspects", "save", "run"]
 
 DEFAULT_MAX_LINES = 200_000
 
@@ -81,7 +84,7 @@ def log_templates(run: Run, ctx: Section, logs: Section) -> Section:
     md = md_table(tc, ["service", "status", "level", "template", "baseline_count",
                        "incident_count", "rate_ratio", "q_value"], max_rows=15,
                   code_columns=["template"])
-    return Section("New or surging log templates", md, {"frame": tc})
+    return Section("New or surging log templates", md, {"frame": tc, "logs": df})
 
 
 def log_fields(run: Run, ctx: Section, logs: Section) -> Section:
@@ -172,11 +175,69 @@ def changes(run: Run, ctx: Section) -> Section:
     return Section("Changes near onset", md, {"frame": df, "near": near})
 
 
+def _spans(run: Run, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Spans of the window: from evidence when recorded, else from the span source (an empty
+    frame when none is configured: traces missing, not "normal")."""
+    source = getattr(run, "spans", None)  # the span source (issue 13a); absent: no traces
+    if "spans" in run.evidence_index():
+        df = run.evidence("spans")
+    elif source is None:
+        return pd.DataFrame()
+    else:
+        res = source.spans(start, end)
+        df = res.frame if res.frame.empty else run.record("spans", res, "correlation")
+    if len(df):
+        df["start"] = pd.to_datetime(df["start"], utc=True)
+    return df
+
+
+def service_ranking(run: Run, ctx: Section, logs: pd.DataFrame | None,
+                    cfg: RankConfig | None = None) -> dict[str, Any]:
+    """Services ranked on their own excursions: per-pod metrics, log templates and errors,
+    names in other services' errors, traces; plus the stated root cause (or None) and ties."""
+    base, inc = ctx.data["baseline"], ctx.data["incident"]
+    defs = getattr(run, "signals", None) or signals()  # declared per deployment (issue 13a)
+    meta = {k: {"unit": d.unit, "direction": d.direction, "role": getattr(d, "role", "other")}
+            for k, d in defs.items()}
+    frames = signal_frames(run, "correlation")
+    spans = _spans(run, base[0], inc[1])
+    me = metric_excursions(frames, meta, base, inc)
+    le = ne = None
+    if logs is not None and len(logs):
+        known = set(logs["service"].dropna().astype(str)) | set(me["service"])
+        if len(spans):
+            known |= set(spans["service"].dropna().astype(str))
+        le = log_evidence(logs, base, inc)
+        ne = named_in_errors(logs, known, base, inc)
+    te = trace_evidence(spans, base, inc) if len(spans) else None
+    calls = calls_of(run) or (call_graph(spans) if len(spans) else {})
+    table = evidence_table(me, le, ne, te)
+    cfg = cfg or RankConfig()
+    ranked = rank_services(table, cfg, calls=calls)
+    decision = root_cause_of(ranked, cfg)
+    kinds = [k for k in cfg.kinds if k in table]
+    missing = [k for k, ok in (("metrics", not me.empty), ("logs", le is not None),
+                               ("traces", te is not None)) if not ok]
+    rows = [{"rank": int(r["rank"]), "service": r["service"], "score": round(r["score"], 4),
+             "kinds": {k: round(float(r[k]), 4) for k in kinds if pd.notna(r[k]) and r[k] > 0},
+             "victim_of": list(r["victim_of"])}
+            for _, r in ranked.head(10).iterrows()]
+    return {**decision, "ranking": rows, "kinds_used": kinds, "missing": missing,
+            "calls_from": "topology" if calls_of(run) else ("spans" if calls else "none")}
+
+
 def suspects(run: Run, ctx: Section, an: Section, tpl: Section, ch: Section) -> Section:
-    """Ranked suspects, each with its evidence and score breakdown."""
+    """Ranked suspects, each with its evidence and score breakdown, and the root cause stated
+    only when the service ranking names one and the suspects agree (else None, with ties)."""
     ranked = rank_suspects(an.data["frame"], tpl.data["frame"], ch.data["frame"], calls_of(run),
                            ctx.data["incident"][0],
                            colocated=run.incident.topology.get("hosts") or None)
+    sr = service_ranking(run, ctx, tpl.data.get("logs"))
+    root, reason = sr["root_cause"], sr["reason"]
+    top = [s["service"] for s in ranked if s["rank"] == 1]
+    if root is not None and top and top != [root]:
+        root, reason = None, (f"the service ranking names {root}, the suspects "
+                              f"{', '.join(top)}: they disagree")
     rows = [{"rank": s["rank"], "service": s["service"], "change": s["change_id"] or "",
              "score": s["score"], **s["breakdown"]} for s in ranked]
     md = md_table(rows, max_rows=10)
@@ -186,7 +247,12 @@ def suspects(run: Run, ctx: Section, an: Section, tpl: Section, ch: Section) -> 
             md += f" with {md_inline(s['change_id'])} ({md_inline(s['change'])})"
         md += "\n" + "\n".join(f"- {md_inline(e['kind'])}: {md_inline(e['text'])}"
                                for e in s["evidence"]) + "\n"
-    return Section("Suspects", md, {"ranked": ranked})
+    md += ("\n**Root cause:** " + (md_inline(root) if root else "none stated") + " ("
+           + md_inline(reason) + ")")
+    if sr["missing"]:
+        md += f"; evidence missing: {md_inline(', '.join(sr['missing']))}"
+    return Section("Suspects", md, {"ranked": ranked, "root_cause": root, "reason": reason,
+                                    "ties": sr["ties"], "service_ranking": sr})
 
 
 def save(run: Run, logs: Section, tpl: Section, fields: Section, an: Section, ch: Section,
@@ -201,6 +267,10 @@ def save(run: Run, logs: Section, tpl: Section, fields: Section, an: Section, ch
         "anomalies": _records(an.data["frame"].head(30)),
         "changes_near_onset": _records(ch.data["near"]),
         "suspects": sus.data["ranked"][:10],
+        "root_cause": sus.data.get("root_cause"),
+        "root_cause_reason": sus.data.get("reason"),
+        "ties": sus.data.get("ties", []),
+        "service_ranking": sus.data.get("service_ranking"),
     }
     return run.save_findings("correlation", data)
 

@@ -135,3 +135,21 @@ def test_leak_deploy_long_before_impact_counts_from_the_first_anomaly() -> None:
     assert (ranked[0]["service"], ranked[0]["change_id"]) == ("api", "leak")
     assert ranked[0]["breakdown"]["change"] == round(0.25 * np.exp(-0.1), 4)  # 1 min lead
     assert ranked[0]["margin"] > 0.3
+
+
+def test_equal_scores_share_a_rank_and_have_no_margin() -> None:
+    """Two services with identical evidence tie: same rank, margin 0, not ordered by merit."""
+    import pandas as pd
+
+    from incident_lib.analysis.suspects import rank_suspects
+
+    an = pd.DataFrame({"signal": ["error_rate", "error_rate"], "service": ["zeta", "alpha"],
+                       "baseline": [0.01, 0.01], "incident": [0.2, 0.2], "z": [9.0, 9.0],
+                       "score": [0.9, 0.9], "unit": ["ratio", "ratio"],
+                       "onset": [pd.Timestamp("2026-01-01T10:00:00Z")] * 2})
+    empty_t = pd.DataFrame(columns=["service", "template", "weight", "status", "level",
+                                    "baseline_count", "incident_count", "template_id"])
+    empty_c = pd.DataFrame(columns=["time", "service", "type", "id", "description"])
+    out = rank_suspects(an, empty_t, empty_c, {}, pd.Timestamp("2026-01-01T10:00:00Z"))
+    assert [s["rank"] for s in out] == [1, 1]
+    assert all(s["margin"] == 0.0 for s in out)
