@@ -57,6 +57,12 @@ def test_correlation_names_payments_deploy_first(demo_run: Path, truth: dict) ->
                     and t["status"] == "new" and t["level"] == "error"]
     assert any("pool exhausted" in t["template"] for t in new_payments)
     assert cor["logs"]["read"] == cor["logs"]["matched"] > 100_000
+    # a root cause is stated only when strong and clear; when stated it is the true service
+    assert cor["root_cause"] in (None, truth["root_cause_service"])
+    assert cor["root_cause_reason"] and isinstance(cor["ties"], list)
+    sr = cor["service_ranking"]
+    assert sr["missing"] == ["traces"]  # the demo has no spans: said, not faked
+    assert sr["ranking"] and all(r["kinds"] for r in sr["ranking"])
 
 
 def test_five_whys_cite_evidence_or_say_hypothesis(demo_run: Path) -> None:
@@ -141,3 +147,4 @@ def test_quiet_window_reports_no_impact(tmp_path: Path, demo_data: Path) -> None
     assert tri["onset"]["time"] is None and tri["impact"]["affected_services"] == []
     assert "none measured yet" in tri["status_update"]["text"]
     assert "onset and impact are unknown" in (path / "report.md").read_text()
+    assert _findings(path, "correlation")["root_cause"] is None
