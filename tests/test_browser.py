@@ -99,12 +99,27 @@ def test_triage_runs_in_jupyterlab_and_shows_severity_and_plot(
             texts = _error_texts(page)
             assert not [t for t in texts if "Error" in t or "Traceback" in t], texts
 
+            # The first screen after Run All: the status now, with severity and action.
+            page.locator(".jp-NotebookPanel .jp-Cell").first.scroll_into_view_if_needed()
+            status = page.locator(".incident-section", has=page.locator(
+                "h3", has_text=re.compile(r"^Status now$")))
+            expect(status).to_be_in_viewport()
+            expect(status).to_contain_text(re.compile(r"Monitoring: checkout 5xx"))
+            expect(status).to_contain_text(re.compile(r"\(P1"))
+            expect(status).to_contain_text(re.compile(r"Current action: keep the rollback"))
+            expect(status).to_contain_text(re.compile(r"Next update: \d\d:\d\d UTC"))
+            # `incident lab` itself turns the news prompt off (no toast over the notebook)
+            assert page.get_by_text(re.compile("Jupyter news", re.I)).count() == 0
+            _shot(page, tmp_path, "lab_first_screen.png")
+            _visible_text_is_clean(page.evaluate("""() => [...document.querySelectorAll(
+                '.jp-OutputArea-output')].map(o => o.innerText).join('\\n')"""))
+
             # The severity (rendered HTML of the Section) and the first plot are visible.
             severity = page.locator(".incident-section", has=page.locator(
                 "h3", has_text=re.compile(r"^Severity$")))
             severity.scroll_into_view_if_needed()
             expect(severity).to_be_visible()
-            expect(severity).to_contain_text(re.compile(r"P1 \(SEV1, critical\)"))
+            expect(severity).to_contain_text(re.compile(r"P1 \(high\)"))
             images = page.locator(".jp-OutputArea-output img")
             assert images.count() >= 1, ("no figure in the outputs: the plot cell must display "
                                          "triage.plot()'s Figure (see docs/notebooks.md)")
@@ -190,5 +205,79 @@ def test_exported_html_hides_code_until_asked_and_shows_figures(tmp_path: Path) 
             page.get_by_role("button", name="Show code").click()
             expect(code).to_be_visible()
             assert [u for u in requests if not u.startswith("file:")] == []
+        finally:
+            browser.close()
+
+
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:work|tmp|home|root|usr|var|opt|Users)/")
+RAW_MARKUP = ("\\_", "&gt;", "&lt;", "&amp;", "PosixPath(")
+
+
+def _visible_text_is_clean(text: str) -> None:
+    for raw in RAW_MARKUP:
+        assert raw not in text, raw
+    m = ABSOLUTE_PATH.search(text)
+    assert m is None, text[max(0, m.start() - 80):m.end() + 80]
+
+
+def _shot(page, tmp_path: Path, name: str) -> None:  # noqa: ANN001 - playwright Page
+    shot = tmp_path / name
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 20_000
+    if os.environ.get("INCIDENT_UPDATE_SCREENSHOT") == "1":
+        (ROOT / "docs").mkdir(exist_ok=True)
+        shutil.copyfile(shot, ROOT / "docs" / name)
+
+
+def test_investigation_html_first_screen_shows_status_severity_action(
+    demo_run: Path, tmp_path: Path
+) -> None:
+    """What a person sees first in investigation.html: status, severity, the action."""
+    chromium = _chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True,
+                                     args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto((demo_run / "investigation.html").as_uri())
+            summary = page.locator(".incident-summary")
+            for label, value in (("Status:", re.compile(r"Monitoring: rollback chg-1005")),
+                                 ("Severity:", re.compile(r"P1")),
+                                 ("Recommended action:",
+                                  re.compile(r"roll back chg-1004 on payments")),
+                                 ("Next update:", re.compile(r"\d\d:\d\d UTC"))):
+                item = summary.locator("li", has_text=label)
+                expect(item).to_be_in_viewport(ratio=1.0)
+                expect(item).to_contain_text(value)
+            _visible_text_is_clean(page.evaluate("() => document.body.innerText"))
+            _shot(page, tmp_path, "investigation.png")
+        finally:
+            browser.close()
+
+
+def test_report_md_first_screen_rendered(demo_run: Path, tmp_path: Path) -> None:
+    """report.md rendered as a wiki would (CommonMark + tables): the first screen reads well."""
+    chromium = _chromium()
+    from markdown_it import MarkdownIt
+    from playwright.sync_api import expect, sync_playwright
+
+    body = MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(
+        (demo_run / "report.md").read_text())
+    page_html = tmp_path / "report.html"
+    page_html.write_text("<!doctype html><meta charset='utf-8'><style>body{font-family:"
+                         "sans-serif;max-width:1100px;margin:1em auto;line-height:1.4}"
+                         "</style>" + body)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True,
+                                     args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 800})
+            page.goto(page_html.as_uri())
+            for label in ("Status:", "Severity:", "Recommended action:", "Next update:"):
+                expect(page.locator("li", has_text=label).first).to_be_in_viewport(ratio=1.0)
+            _visible_text_is_clean(page.evaluate("() => document.body.innerText"))
+            _shot(page, tmp_path, "report.png")
         finally:
             browser.close()

@@ -89,7 +89,10 @@ def test_hostile_log_lines_are_inert_in_report_and_exports(hostile_run: Path) ->
         seen += text.count("onerror=alert")
     assert seen > 0  # the hostile template is shown (inert), not silently dropped
     report = (hostile_run / "report.md").read_text()
-    assert report.startswith("# Postmortem hostile: &lt;img src=x onerror=alert(2)&gt; \\[x\\]")
+    title = report.splitlines()[0]
+    assert title.startswith("# Incident summary hostile: \\<img src=x onerror=alert(2)> \\[x]")
+    # the hostile title renders as its own text: no tag, no link
+    assert "<img" not in md(title) and "<a " not in md(title) and "onerror" in md(title)
 
 
 def test_personal_data_is_redacted_everywhere(hostile_run: Path) -> None:

@@ -11,8 +11,9 @@ from ..core.model import Severity
 __all__ = ["assess_severity"]
 
 
-def assess_severity(impact: dict[str, Any], policy: list[dict[str, Any]]) -> dict[str, Any]:
-    """First policy rule whose thresholds the impact meets -> {level, label, rule, reasons}."""
+def assess_severity(impact: dict[str, Any], policy: list[dict[str, Any]],
+                    scale: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    """First policy rule whose thresholds the impact meets -> {level, label, sev, rule, reasons}."""
     measured = {
         "customer_error_share": float(impact.get("customer_error_share") or 0.0),
         "customer_latency_ratio": float(impact.get("customer_latency_ratio") or 1.0),
@@ -33,14 +34,16 @@ def assess_severity(impact: dict[str, Any], policy: list[dict[str, Any]]) -> dic
                 ok = False
                 break
         if ok:
-            level = Severity.parse(rule["level"])
+            level = Severity.parse(rule["level"], scale)
             return {
                 "level": level.name,
-                "label": level.label,
+                "label": level.label_in(scale),
+                "sev": level.sev_in(scale),
                 "rule": i + 1,
                 "reasons": reasons or ["no impact threshold met (default level)"],
                 "measured": measured,
             }
     level = Severity.P4
-    return {"level": level.name, "label": level.label, "rule": None,
+    return {"level": level.name, "label": level.label_in(scale), "sev": level.sev_in(scale),
+            "rule": None,
             "reasons": ["no rule matched"], "measured": measured}

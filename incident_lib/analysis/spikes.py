@@ -96,6 +96,13 @@ def template_changes(
     return out[cols].reset_index(drop=True)
 
 
+def _value_text(v: object) -> str:
+    """A field value as people write it: status 503, not 503.0 (a float column from NaNs)."""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
 def what_changed(
     base: pd.DataFrame,
     inc: pd.DataFrame,
@@ -124,8 +131,8 @@ def what_changed(
         cb = cb[cb.index.isin(ci.index)] if len(ci) else cb.iloc[:0]
         res = compare_counts(cb, ci, base_minutes, inc_minutes)
         res.insert(0, "field", " & ".join(cols))
-        res["value"] = res.pop("key").map(lambda k: " & ".join(map(str, k))
-                                          if isinstance(k, tuple) else str(k))
+        res["value"] = res.pop("key").map(lambda k: " & ".join(map(_value_text, k))
+                                          if isinstance(k, tuple) else _value_text(k))
         rows.append(res)
     if not rows:
         return pd.DataFrame()

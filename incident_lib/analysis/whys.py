@@ -41,8 +41,10 @@ def _metric_ev(anoms: pd.DataFrame, svc: str, signal: str) -> dict[str, Any] | N
     has_onset = onset is not None and not pd.isna(onset)
     when = f", from {pd.Timestamp(onset):%H:%M:%S}" if has_onset else ""
     return {"evidence": f"signal_{signal}", "query": f"{signal}{{service={svc!r}}}",
-            "numbers": f"{_fmt(r['baseline'], r['unit'])} in baseline -> "
-                       f"{_fmt(r['incident'], r['unit'])} in the incident window{when}"}
+            "service": svc,
+            "numbers": f"median {_fmt(r['baseline'], r['unit'])} in the "
+                       f"baseline -> median {_fmt(r['incident'], r['unit'])} in the incident "
+                       f"window{when}"}
 
 
 def five_whys(
@@ -111,10 +113,13 @@ def five_whys(
         add("Why did this start when it did?",
             f"{top['change_type']} {top['change_id']} ({top['change']}) on {culprit} landed "
             "shortly before the onset; no earlier signal moved.", ev)
+        sat_now = [s for s in (_metric_ev(anomalies, culprit, x) for x in
+                               ("db_pool_utilization", "cpu", "memory")) if s]
         add(f"Why did {top['change_id']} cause it?",
-            "The change may alter how the service uses the exhausted resource (for example, "
-            "holding connections longer); confirm from the change diff and a load test.",
-            [])
+            (f"The change may alter how {culprit} uses what {sat_now[0]['query']} measures "
+             "(it saturated in the incident window)" if sat_now else
+             f"Telemetry does not show the mechanism on {culprit}")
+            + "; confirm from the change diff and a load test.", [])
     elif culprit:
         add("Why did this start when it did?",
             f"No change on {culprit} was recorded near the onset; look for unrecorded "
@@ -181,7 +186,9 @@ def rollback_or_fix(
                 "target": target, "why": "P1 impact: restore service first, fix later"}
     if change_recent:
         return {"decision": "roll back", "rule": "change shortly before onset -> roll back",
-                "target": target, "why": f"{target} landed within {recent} before onset"}
+                "target": target,
+                "why": f"{target} landed within {recent.total_seconds() / 60:.0f} min before "
+                       "onset"}
     if cause_known and fix_minutes is not None and fix_minutes < 15:
         return {"decision": "fix forward", "rule": "cause known and fix < 15 min -> fix forward",
                 "target": top_suspect["service"] if top_suspect else "", "why": "quick fix"}

@@ -65,6 +65,8 @@ def lab_command(port: int, root_dir: Path, *, open_browser: bool = True,
         "--LabApp.news_url=None",  # no calls out: news, update checks, extension manager
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.extension_manager=readonly",
+        # defaults for this Lab only: no "get notified about Jupyter news?" prompt
+        f"--LabApp.app_settings_dir={Path(__file__).with_name('lab_settings')}",
         *(["--ServerApp.allow_root=True"] if _is_root() else []),  # containers, CI
     ]
 

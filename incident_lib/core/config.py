@@ -16,6 +16,7 @@ __all__ = ["load_config", "resolve_sources", "DEFAULT_SEVERITY_POLICY", "POLICY_
 
 # Ordered rules: the first whose conditions all hold gives the severity.
 DEFAULT_SEVERITY_POLICY: list[dict[str, Any]] = [
+    {"level": "P0", "customer_error_share_min": 0.5},  # most customer requests failing: down
     {"level": "P1", "customer_error_share_min": 0.05},
     {"level": "P1", "affected_services_min": 3, "customer_error_share_min": 0.02},
     {"level": "P2", "customer_error_share_min": 0.01},
@@ -31,6 +32,12 @@ POLICY_CONDITIONS: dict[str, tuple[str, str]] = {
     "affected_services_min": ("affected_services", "services affected"),
 }
 _SOURCE_KINDS = {"files", "prometheus", "elasticsearch"}
+# Optional settings of the report (the severity policy has its own Incident field):
+# `alert_for` (the `for:` of your alerts; early-signal advice needs that much lead, default
+# 5m), `slo` ({target: 0.999, window_days: 30}) for error-budget burn,
+# `status_cadence_minutes` ({P1: 15, ...}) between status updates, `severity_scale`
+# ({P0: {sev: SEV1, name: critical}, ...}) for SEV levels and names (model.py: the default).
+REPORT_KEYS = ("severity_scale", "alert_for", "slo", "status_cadence_minutes")
 _SECRET_KEYS = {"token", "password", "api_key", "apikey", "secret", "authorization"}
 
 
@@ -118,6 +125,9 @@ def resolve_sources(config: dict) -> tuple[dict[str, Any], dict[str, Any]]:
         if not tpath.is_file():
             raise InputError(f"config: topology file {tpath} does not exist: fix the path")
         topo = yaml.safe_load(tpath.read_text("utf-8")) or {}
+    for key in REPORT_KEYS:  # report settings travel with the topology into incident.json
+        if config.get(key) is not None:
+            topo = {**topo, key: config[key]}
     return sources, topo
 
 

@@ -13,43 +13,71 @@ import pandas as pd
 from .errors import InputError
 from .safe import md_inline
 
-__all__ = ["Incident", "Severity", "parse_time", "iso", "FINDINGS_SCHEMA"]
+__all__ = ["Incident", "Severity", "DEFAULT_SEVERITY_SCALE", "parse_time", "iso",
+           "FINDINGS_SCHEMA"]
 
 FINDINGS_SCHEMA = "incident_lib.findings/v1"
 
 
-class Severity(enum.IntEnum):
-    """Incident severity on the P1 (worst) to P4 scale."""
+# One scale (P0 worst .. P4) with, per level, its SEV equivalent and a name; configurable with
+# `severity_scale:` in the config. Defaults follow the playbooks: P0 critical (production down,
+# payments broken), P1 high, P2 medium, P3 low; SEV-1 (complete outage) is P0.
+DEFAULT_SEVERITY_SCALE: dict[str, dict[str, str]] = {
+    "P0": {"sev": "SEV1", "name": "critical"},
+    "P1": {"sev": "SEV2", "name": "high"},
+    "P2": {"sev": "SEV3", "name": "medium"},
+    "P3": {"sev": "SEV4", "name": "low"},
+    "P4": {"sev": "SEV4", "name": "no user impact"},
+}
 
+
+def _key(text: str) -> str:
+    return str(text).strip().lower().replace("-", "").replace(" ", "")
+
+
+class Severity(enum.IntEnum):
+    """Incident severity on the P0 (worst) to P4 scale."""
+
+    P0 = 0
     P1 = 1
     P2 = 2
     P3 = 3
     P4 = 4
 
     @classmethod
-    def parse(cls, value: str | int | Severity) -> Severity:
-        """Parse P1-P4, SEV1-SEV4, 1-4 or critical/high/medium/low."""
+    def parse(cls, value: str | int | Severity,
+              scale: dict[str, dict[str, str]] | None = None) -> Severity:
+        """Parse P0-P4, 0-4, or a SEV level or name of the scale (first match wins)."""
         if isinstance(value, Severity):
             return value
-        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 4:
             return cls(value)
-        text = str(value).strip().lower().replace("-", "").replace(" ", "")
-        aliases = {"critical": 1, "high": 2, "medium": 3, "low": 4}
-        if text in aliases:
-            return cls(aliases[text])
-        for prefix in ("sev", "p", ""):
-            if text.startswith(prefix) and text[len(prefix):] in {"1", "2", "3", "4"}:
-                return cls(int(text[len(prefix):]))
+        text = _key(value)
+        if text.startswith("p") and text[1:] in {"0", "1", "2", "3", "4"}:
+            return cls(int(text[1:]))
+        if text in {"0", "1", "2", "3", "4"}:
+            return cls(int(text))
+        for level, spec in (scale or DEFAULT_SEVERITY_SCALE).items():
+            if text in (_key(spec.get("sev", "")), _key(spec.get("name", ""))):
+                return cls.parse(level)
         raise InputError(
-            f"severity {str(value)[:40]!r} is unknown: use P1-P4, SEV1-SEV4 or "
-            "critical/high/medium/low"
+            f"severity {str(value)[:40]!r} is unknown: use P0-P4, a SEV level or a name of "
+            "the severity scale (critical/high/medium/low by default)"
         )
+
+    def label_in(self, scale: dict[str, dict[str, str]] | None = None) -> str:
+        """One scale in one string, e.g. 'P1 (high)'."""
+        name = ((scale or DEFAULT_SEVERITY_SCALE).get(self.name) or {}).get("name")
+        return f"{self.name} ({name})" if name else self.name
+
+    def sev_in(self, scale: dict[str, dict[str, str]] | None = None) -> str | None:
+        """The SEV level this maps to in the scale (None if unmapped)."""
+        return ((scale or DEFAULT_SEVERITY_SCALE).get(self.name) or {}).get("sev")
 
     @property
     def label(self) -> str:
-        """Human label, e.g. 'P1 (SEV1, critical)'."""
-        words = {1: "critical", 2: "high", 3: "medium", 4: "low"}
-        return f"P{self.value} (SEV{self.value}, {words[self.value]})"
+        """Human label on the default scale, e.g. 'P1 (high)'."""
+        return self.label_in()
 
 
 def parse_time(value: str | datetime | pd.Timestamp, field_name: str = "time") -> pd.Timestamp:

@@ -33,6 +33,9 @@ root_cause:
   confirmed: false       # true once a person has confirmed the root cause
   text: ""               # the confirmed or corrected root cause, one or two sentences
   not_caught_because: "" # which test, canary or alert would have caught it
+incident_commander: ""   # who leads the response (a name or handle)
+responders: []           # who else works on it
+data_loss: null          # yes / no / text: telemetry cannot tell whether data was lost
 acknowledged: null       # when a responder acknowledged the page (ISO-8601 UTC), for MTTA
 resolved: null           # when the incident was declared resolved (ISO-8601 UTC)
 users_affected: null     # a number, or text such as "about 2% of EU users"
@@ -55,7 +58,7 @@ timeline: []
 """
 
 _TEXT_KEYS = ("users_affected", "revenue_impact", "current_action", "long_term_prevention",
-              "repeat_of")
+              "repeat_of", "incident_commander")
 
 
 def key_lines(text: str, offset: int = 0) -> dict[str, int]:
@@ -192,6 +195,14 @@ def check_notes(text: str) -> tuple[dict[str, Any], list[str]]:
         v = raw.get(key)
         out[key] = None if v is None or str(v).strip() == "" else (
             v if isinstance(v, int | float) and not isinstance(v, bool) else str(v).strip())
+    dl = raw.get("data_loss")
+    out["data_loss"] = ({True: "yes", False: "no"}[dl] if isinstance(dl, bool) else
+                        None if dl is None or str(dl).strip() == "" else str(dl).strip())
+    try:
+        out["responders"] = _str_list(raw.get("responders"))
+    except ValueError as exc:
+        bad("responders", str(exc))
+        out["responders"] = []
     lessons = raw.get("lessons") or {}
     if not isinstance(lessons, dict):
         bad("lessons", "must be a mapping with went_well, went_wrong, got_lucky")

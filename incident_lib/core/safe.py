@@ -9,13 +9,22 @@ from typing import Any
 import pandas as pd
 
 __all__ = ["clean_text", "md_inline", "md_code", "md_fence", "md_table", "table_frame",
-           "MAX_LINE"]
+           "fmt_number", "fmt_scalar", "MAX_LINE"]
 
 MAX_LINE = 500
 # C0/C1 controls except tab/newline, ANSI escape sequences, bidi and zero-width controls.
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
 _CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
+# Only what is active in CommonMark/GFM inline text is escaped, so text reads well raw,
+# pasted and rendered: emphasis/code/link/table/strikethrough openers, a `_` that is not
+# inside a word, `<` that could open a tag or autolink, `&` that would form an entity, and a
+# backslash that would escape what follows. Bare URLs go into code spans (no autolinks).
+_ALWAYS = re.compile(r"[`*\[|~]")
+_BACKSLASH = re.compile(r"\\(?=[!-/:-@\[-`{-~]|$)")
+_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+_TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
+_ENTITY = re.compile(r"&(?=#[0-9]{1,7};|#[xX][0-9a-fA-F]{1,6};|[A-Za-z][A-Za-z0-9]{0,31};)")
+_URL = re.compile(r"\S*(?:://|www\.)\S*", re.I)
 _MD_LEADING = re.compile(r"^(\s*)(>|[-=+#]+(?=\s|$)|\d+[.)](?=\s|$))")
 
 
@@ -30,12 +39,28 @@ def clean_text(value: Any, max_len: int = MAX_LINE) -> str:
 
 
 def md_inline(value: Any, max_len: int = 200) -> str:
-    """Untrusted text as inline Markdown: one line, HTML and Markdown syntax escaped."""
+    """Untrusted text as inline Markdown: one line, inert in CommonMark/GFM and still readable.
+
+    Escapes only what would be active (see _ALWAYS and friends); `>`, `_` inside words and
+    `&` that forms no entity stay as they are. URL-like words become code spans.
+    """
     s = clean_text(value, max_len).replace("\r", " ").replace("\n", " ").replace("\t", " ")
-    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    s = _MD_SPECIAL.sub(r"\\\1", s)
-    s = s.replace("://", ":\\/\\/").replace("www.", "www\\.")  # no autolinks
-    return _MD_LEADING.sub(_escape_leading, s)
+    parts: list[str] = []
+    pos = 0
+    for m in _URL.finditer(s):
+        parts.append(_escape_text(s[pos:m.start()]))
+        parts.append(md_code(m.group(0), max_len))
+        pos = m.end()
+    parts.append(_escape_text(s[pos:]))
+    return _MD_LEADING.sub(_escape_leading, "".join(parts))
+
+
+def _escape_text(s: str) -> str:
+    s = _BACKSLASH.sub(r"\\\\", s)
+    s = _ALWAYS.sub(lambda m: "\\" + m.group(0), s)
+    s = _UNDERSCORE.sub(r"\\_", s)
+    s = _TAG_OPEN.sub(r"\\<", s)
+    return _ENTITY.sub(r"\\&", s)
 
 
 def _escape_leading(m: re.Match[str]) -> str:
@@ -89,16 +114,50 @@ def md_table(
     return text
 
 
-def _cell(val: Any, code: bool = False) -> str:
+def fmt_number(val: float) -> str:
+    """A table number for people: 503 not 503.0, 284,600,000 not 2.846e+08, 0.1038, 6.587."""
+    if pd.isna(val):
+        return ""
+    if float(val).is_integer() and abs(val) < 1e15:
+        return f"{int(val):,}" if abs(val) >= 10_000 else str(int(val))
+    if abs(val) >= 10_000:
+        return f"{val:,.0f}"
+    return f"{val:.4g}" if abs(val) >= 1e-3 else f"{val:.2e}"
+
+
+def fmt_scalar(val: Any) -> Any:
+    """Missing -> '', floats via fmt_number, times and durations as text; anything else as is."""
+    if val is pd.NaT or (not isinstance(val, str | bytes) and _isna_scalar(val)):
+        return ""
     if isinstance(val, float):
-        if pd.isna(val):
-            return ""
-        return f"{val:.4g}"
+        return fmt_number(val)
     if isinstance(val, pd.Timestamp):
         return val.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(val, pd.Timedelta):
+        return _fmt_td(val)
+    return val
+
+
+def _cell(val: Any, code: bool = False) -> str:
+    val = fmt_scalar(val)
     if code:
         return md_code(val, 160)
     return md_inline(val, 160)
+
+
+def _isna_scalar(val: Any) -> bool:
+    try:
+        return bool(pd.isna(val)) if not isinstance(val, list | dict | tuple) else False
+    except (TypeError, ValueError):
+        return False
+
+
+def _fmt_td(td: pd.Timedelta) -> str:
+    s = int(round(td.total_seconds()))
+    sign, s = ("-", -s) if s < 0 else ("", s)
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return sign + (f"{h}h{m:02d}m" if h else f"{m}m{sec:02d}s" if m else f"{sec}s")
 
 
 def md_code(value: Any, max_len: int = 200) -> str:

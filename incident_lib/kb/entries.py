@@ -29,6 +29,7 @@ __all__ = ["KBEntry", "kb_root", "parse_entry", "load_kb", "symptoms_of_run",
            "triage_from_sections", "REQUIRED_FIELDS", "FIELD_WEIGHTS", "REPEAT_MIN_SCORE"]
 
 
+QUIET_LEVELS = ("info", "debug", "trace", "notice")
 REQUIRED_FIELDS = ("incident_id", "title", "severity", "started", "services")
 TIME_FIELDS = ("started", "detected", "acknowledged", "mitigated", "resolved")
 FIELD_WEIGHTS = {"services": 0.25, "signals": 0.2, "labels": 0.15, "templates": 0.25,
@@ -96,8 +97,12 @@ def symptoms_of_run(run: Any, triage: TriageFindings | None = None) -> dict[str,
                       *(s.service for s in cor.suspects[:1])])
     signals = _uniq(m.get("signal") for m in movers)
     signals += _uniq(f"{m.get('signal')}@{m.get('service')}" for m in movers)
+    # a symptom is a new or surging warning/error of a service the incident touched: an info
+    # line that surged (a flag turned on) or a template of an untouched service is no symptom
     templates = _uniq(t.get("template") for t in cor.templates
-                      if t.get("status") in ("new", "surging"))
+                      if t.get("status") in ("new", "surging")
+                      and str(t.get("level") or "error").lower() not in QUIET_LEVELS
+                      and (t.get("service") is None or t.get("service") in services))
     top = cor.top
     text = " ".join(str(x) for x in (inc.title, inc.annotations.get("summary", ""),
                                      inc.annotations.get("description", ""),

@@ -16,6 +16,7 @@ from ..core.storage import atomic_write_bytes, atomic_write_text
 from ..report.render import render_template
 from ..runs.folder import Run
 from ..stages.notes import default_action_items, early_signal
+from ..stages.state import mitigation_of
 from .entries import _open_items, _seconds, _uniq, kb_root, symptoms_of_run
 from .similar import similar_incidents
 
@@ -28,9 +29,13 @@ def build_entry(run: Any, kb_dir: Path | None = None) -> dict[str, Any]:
     notes = load_notes(run.path)
     tri = run.triage() or TriageFindings()
     cor = run.correlation() or CorrelationFindings()
+    why = run.findings("five_whys") or {}
     inc = run.incident
     impact = tri.impact
-    top = cor.top
+    outcome = why.get("outcome") or tri.extra.get("outcome") or {"kind": "incident"}
+    is_incident = outcome.get("kind") == "incident"
+    top = cor.top if is_incident else None
+    claim = why.get("root_cause") or {}
     started = impact.onset or tri.onset.time or inc.alert_time or inc.start
     resolved = notes.get("resolved") or inc.resolved_at
     mitigated = impact.recovered or resolved
@@ -40,7 +45,10 @@ def build_entry(run: Any, kb_dir: Path | None = None) -> dict[str, Any]:
                        if top.change_id else "") if top else None)
     items = notes.get("action_items")
     if items is None:
-        items = default_action_items(top, early_signal(tri))
+        items = default_action_items(top, early_signal(tri, inc.topology.get("alert_for"))) \
+            if is_incident else []
+    confirmed = bool(rc_note.get("confirmed") and summary)
+    rc_state = "confirmed" if confirmed else ("suspected" if summary else "unknown")
     sym = symptoms_of_run(run)
     tags = _uniq([f"alert:{inc.labels['alertname']}" if inc.labels.get("alertname") else None,
                   f"cause:{top.service}" if top else None,
@@ -68,9 +76,16 @@ def build_entry(run: Any, kb_dir: Path | None = None) -> dict[str, Any]:
                    "users_affected": notes.get("users_affected"),
                    "revenue_impact": notes.get("revenue_impact")},
         "services": sym["services"],
+        "outcome": outcome.get("kind"),
         "root_cause": {"service": top.service if top else None,
                        "change_id": top.change_id if top else None,
-                       "summary": summary, "confirmed": bool(rc_note.get("confirmed"))},
+                       "summary": summary, "confirmed": confirmed, "state": rc_state,
+                       "confidence": claim.get("confidence")},
+        "timeline": _timeline_of(run, notes),
+        "resolution": _resolution_of(tri.to_dict(), why, resolved),
+        "prevention": _uniq([*(a["action"] for a in items
+                               if a.get("type") in ("prevent", "detect")),
+                             notes.get("long_term_prevention")]),
         "tags": tags,
         "repeat_of": notes.get("repeat_of"),
         "symptoms": {k: sym[k] for k in ("signals", "labels", "templates")},
@@ -78,6 +93,33 @@ def build_entry(run: Any, kb_dir: Path | None = None) -> dict[str, Any]:
         "postmortem": postmortem,
         "action_items": items,
     }
+
+
+def _timeline_of(run: Any, notes: dict[str, Any]) -> list[dict[str, str]]:
+    """The postmortem's timeline (detected events plus responders' notes), oldest first."""
+    from ..stages.postmortem import gather, timeline
+
+    events = timeline(run, gather(run)).data["events"]
+    events = [*events, *(notes.get("timeline") or [])]
+    out = [{"time": str(e["time"]), "event": str(e["event"])} for e in events]
+    return sorted(out, key=lambda e: e["time"])
+
+
+def _resolution_of(tri: dict[str, Any], why: dict[str, Any], resolved: str | None) -> list[str]:
+    """What restored service: the mitigation applied, the recovery seen, the resolve time."""
+    impact = tri.get("impact") or {}
+    mit = mitigation_of(tri.get("changes") or [], impact.get("onset"))
+    dec = why.get("decision") or {}
+    out = []
+    if dec.get("decision") not in (None, "none"):
+        out.append(f"recommended: {dec['decision']} {dec.get('target') or ''}".strip())
+    if mit:
+        out.append(f"applied: {mit['type']} {mit['id']} on {mit['service']} at {mit['time']}")
+    if impact.get("recovered"):
+        out.append(f"signals back to baseline at {impact['recovered']}")
+    if resolved:
+        out.append(f"resolved at {resolved}")
+    return out
 
 
 def _yaml_text(data: dict[str, Any]) -> str:

@@ -139,8 +139,13 @@ def similar_incidents(run: Any, kb_dir: str | Path | None = None, top: int = 5, 
         symptoms = symptoms or symptoms_of_run(run, triage)
     if symptoms is None:
         raise InputError("similar_incidents needs a run or symptoms")
+    onset = None
+    if run is not None:
+        tri = triage if triage is not None else run.triage()
+        onset = tri.onset.time if tri is not None else None
     entries = [e for e in entries if e.id not in exclude
-               and (until is None or pd.Timestamp(e.data["started"]) <= until)]
+               and (until is None or pd.Timestamp(e.data["started"]) <= until)
+               and not _same_incident(e.data, onset, symptoms)]
     if not entries:
         return pd.DataFrame(columns=cols)
     query = _query_doc(symptoms)
@@ -168,6 +173,18 @@ def similar_incidents(run: Any, kb_dir: str | Path | None = None, top: int = 5, 
                                         kind="stable").head(top).reset_index(drop=True)
     df.insert(0, "rank", range(1, len(df) + 1))
     return df[cols]
+
+
+SAME_INCIDENT_WITHIN = 600  # seconds: an entry that started this close is this incident
+
+
+def _same_incident(data: dict[str, Any], onset: str | None, symptoms: dict[str, Any]) -> bool:
+    """An entry of this very incident (an earlier run of it): same start, a shared service."""
+    if not onset or not data.get("started"):
+        return False
+    gap = abs((pd.Timestamp(data["started"]) - pd.Timestamp(onset)).total_seconds())
+    shared = set(data.get("services") or []) & set(symptoms.get("services") or [])
+    return gap <= SAME_INCIDENT_WITHIN and bool(shared)
 
 
 def _postmortem_link(e: KBEntry) -> str:
@@ -207,6 +224,14 @@ def matches_markdown(df: pd.DataFrame) -> str:
     return md
 
 
+def _shown(path: Path) -> str:
+    """A folder as a person should see it in shared output: relative to the working folder."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve())) or "."
+    except ValueError:
+        return Path(path).name or str(path)
+
+
 def similar_section(run: Any, kb_dir: str | Path | None = None, top: int = 5, *,
                     onset: Any = None, impact: Any = None) -> Any:
     """'Similar past incidents' for triage: ranked, why, repeat flag (never raises).
@@ -227,8 +252,8 @@ def similar_section(run: Any, kb_dir: str | Path | None = None, top: int = 5, *,
                        {"matches": [], "repeat": None, "problems": [str(exc)],
                         "kb_dir": str(base)})
     if not entries:
-        md = (f"No past incidents in the knowledge base ({md_inline(base)}): add them with "
-              "`incident kb add RUN`.")
+        md = (f"No past incidents in the knowledge base ({md_inline(_shown(base))}): add them "
+              "with `incident kb add RUN`.")
     elif df.empty:
         md = "No earlier incident in the knowledge base."
     else:

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..core.errors import StageError
-from ..core.safe import clean_text, table_frame
+from ..core.safe import clean_text, fmt_scalar, table_frame
 
 __all__ = ["Section", "Figure", "md_to_html", "html_table", "HTML_MAX_ROWS"]
 
@@ -84,11 +84,7 @@ def _esc(value: Any) -> str:
 
 
 def _fmt(val: Any) -> Any:
-    if isinstance(val, float):
-        return "" if pd.isna(val) else f"{val:.4g}"
-    if isinstance(val, pd.Timestamp):
-        return val.strftime("%Y-%m-%d %H:%M:%S")
-    return val
+    return fmt_scalar(val)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from markupsafe import Markup
 from ..core.resources import templates_dir as _bundled_templates
 from ..core.safe import md_code, md_fence, md_inline, md_table
 
-__all__ = ["render_template", "templates_dir", "fmt_time", "fmt_pct"]
+__all__ = ["render_template", "templates_dir", "fmt_time", "fmt_pct", "fmt_duration"]
 
 
 def templates_dir() -> Path:
@@ -44,14 +44,21 @@ def fmt_pct(value: Any, digits: int = 1) -> str:
 
 
 def fmt_duration(seconds: Any) -> str:
-    """Seconds -> '1 h 02 min' / '38 min' / '45 s'."""
+    """Seconds -> '45s', '4m45s', '40m', '1h02m', '2d03h' (exact to the second below an hour)."""
     if seconds is None or (isinstance(seconds, float) and pd.isna(seconds)):
         return "n/a"
     s = int(round(float(seconds)))
+    sign, s = ("-", -s) if s < 0 else ("", s)
     if s < 60:
-        return f"{s} s"
-    h, m = divmod(s // 60, 60)
-    return f"{h} h {m:02d} min" if h else f"{m} min"
+        return f"{sign}{s}s"
+    m, sec = divmod(s, 60)
+    if m < 60:
+        return f"{sign}{m}m{sec:02d}s" if sec else f"{sign}{m}m"
+    h, m = divmod(m, 60)
+    if h < 48:
+        return f"{sign}{h}h{m:02d}m"
+    d, h = divmod(h, 24)
+    return f"{sign}{d}d{h:02d}h"
 
 
 @lru_cache(maxsize=4)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
-from ..core.findings import TriageFindings
+from ..analysis.outcome import decide_outcome
+from ..core.findings import Findings, TriageFindings
 from ..core.signals import signals
 from ..runs.folder import Run
 from ..sources.base import choose_step
 
-__all__ = ["calls_of", "entrypoints_of", "signal_frames", "windows"]
+__all__ = ["calls_of", "entrypoints_of", "signal_frames", "windows", "outcome_of"]
 
 
 def calls_of(run: Run) -> dict[str, list[str]]:
@@ -43,13 +46,41 @@ def signal_frames(run: Run, stage: str, names: list[str] | None = None) -> dict[
     return out
 
 
-def windows(triage: TriageFindings, run: Run) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
-    """Baseline [start, onset-5min) and incident [onset, recovery or end] windows."""
+def windows(triage: TriageFindings, run: Run) -> dict[str, Any]:
+    """Baseline [start, onset-5min) and incident [onset, recovery or end] windows.
+
+    Without a measured onset no incident window is invented (not `alert - 15 min`): the
+    window is split in half so correlation can still describe what changed (second half vs
+    first half), `onset_known` is False, and no suspect is ranked from it.
+    """
     inc = run.incident
     onset = pd.Timestamp(triage.onset.time) if triage.onset.time else None
     if onset is None:
-        ref = inc.alert_ts or inc.end_ts
-        onset = ref - pd.Timedelta("15min")
+        mid = inc.start_ts + (inc.end_ts - inc.start_ts) / 2
+        return {"baseline": (inc.start_ts, mid), "incident": (mid, inc.end_ts),
+                "onset_known": False}
     rec = triage.impact.recovered
     end = pd.Timestamp(rec) if rec else inc.end_ts
-    return {"baseline": (inc.start_ts, onset - pd.Timedelta("5min")), "incident": (onset, end)}
+    return {"baseline": (inc.start_ts, onset - pd.Timedelta("5min")), "incident": (onset, end),
+            "onset_known": True}
+
+
+def outcome_of(run: Run, triage: dict[str, Any] | Findings | None) -> dict[str, Any]:
+    """The investigation's outcome from triage findings and what the evidence queries returned."""
+    tri = (triage.to_dict() if isinstance(triage, Findings) else triage) or {}
+    idx = run.evidence_index()
+    ev_rows = {k: int(v.get("rows") or 0) for k, v in idx.items()
+               if not k.startswith("signal_") and v.get("backend") != "analysis"}
+    metric_rows = {k: int((v or {}).get("rows") or 0)
+                   for k, v in (tri.get("signals") or {}).items()} or {
+        k[len("signal_"):]: int(v.get("rows") or 0) for k, v in idx.items()
+        if k.startswith("signal_")}
+    if not tri:
+        return {"kind": "inconclusive", "reasons": ["triage produced no findings: onset and "
+                                                    "impact are unknown"],
+                "checked": [], "strongest_deviation": None}
+    return decide_outcome(onset=(tri.get("onset") or {}).get("time"),
+                          alerted=run.incident.alert_time is not None, evidence_rows=ev_rows,
+                          metric_rows=metric_rows,
+                          strongest=tri.get("strongest_deviation"),
+                          affected=(tri.get("impact") or {}).get("affected_services"))

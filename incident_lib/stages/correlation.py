@@ -38,9 +38,16 @@ def context(run: Run) -> Section:
     if tri is None:
         raise StageError("triage findings are missing: run 01_triage first (or `incident run`)")
     w = windows(tri, run)
-    md = (f"- Baseline: {fmt_time(w['baseline'][0])} to {fmt_time(w['baseline'][1])}\n"
-          f"- Incident: {fmt_time(w['incident'][0])} to {fmt_time(w['incident'][1])}\n"
-          f"- Severity from triage: {md_inline(tri.severity.label if tri.severity else 'none')}")
+    if w["onset_known"]:
+        md = (f"- Baseline: {fmt_time(w['baseline'][0])} to {fmt_time(w['baseline'][1])}\n"
+              f"- Incident: {fmt_time(w['incident'][0])} to {fmt_time(w['incident'][1])}\n"
+              "- Severity from triage: "
+              f"{md_inline(tri.severity.label if tri.severity else 'none')}")
+    else:
+        md = ("**No onset was measured**, so there is no incident window and no suspect is "
+              "ranked. To describe what changed, the second half of the window "
+              f"({fmt_time(w['incident'][0])} to {fmt_time(w['incident'][1])}) is compared "
+              f"with the first ({fmt_time(w['baseline'][0])} to {fmt_time(w['baseline'][1])}).")
     return Section("Windows", md, {"triage": tri, **w})
 
 
@@ -228,7 +235,13 @@ def service_ranking(run: Run, ctx: Section, logs: pd.DataFrame | None,
 
 def suspects(run: Run, ctx: Section, an: Section, tpl: Section, ch: Section) -> Section:
     """Ranked suspects, each with its evidence and score breakdown, and the root cause stated
-    only when the service ranking names one and the suspects agree (else None, with ties)."""
+    only when the service ranking names one and the suspects agree (else None, with ties).
+    Without a measured onset nothing is ranked and no root cause is stated."""
+    if not ctx.data.get("onset_known", True):
+        return Section("Suspects", "No onset was measured: no suspect is ranked (a change or "
+                       "a service is not a cause of an incident that was not seen).",
+                       {"ranked": [], "root_cause": None, "reason": "no onset measured",
+                        "ties": [], "service_ranking": {}})
     ranked = rank_suspects(an.data["frame"], tpl.data["frame"], ch.data["frame"], calls_of(run),
                            ctx.data["incident"][0],
                            colocated=run.incident.topology.get("hosts") or None)
@@ -238,8 +251,10 @@ def suspects(run: Run, ctx: Section, an: Section, tpl: Section, ch: Section) -> 
     if root is not None and top and top != [root]:
         root, reason = None, (f"the service ranking names {root}, the suspects "
                               f"{', '.join(top)}: they disagree")
-    rows = [{"rank": s["rank"], "service": s["service"], "change": s["change_id"] or "",
-             "score": s["score"], **s["breakdown"]} for s in ranked]
+    # the breakdown's "change" is a score part: keep it apart from the change id
+    rows = [{"rank": s["rank"], "service": s["service"], "change_id": s["change_id"] or "",
+             "score": s["score"], **{f"{k} score": v for k, v in s["breakdown"].items()}}
+            for s in ranked]
     md = md_table(rows, max_rows=10)
     for s in ranked[:3]:
         md += f"\n**#{s['rank']} {md_inline(s['service'])}**"

@@ -40,16 +40,27 @@ def default_action_items(top: Suspect | None,
     return [{**i, "owner": None, "due": None, "status": "open"} for i in items]
 
 
-def early_signal(triage: TriageFindings | None) -> dict[str, Any] | None:
-    """The earliest utilisation signal (a share of a limit) that moved before the onset."""
+def early_signal(triage: TriageFindings | None, alert_for: Any = "5m") -> dict[str, Any] | None:
+    """The earliest utilisation signal (a share of a limit) whose alert would have paged first.
+
+    An alert on it fires `alert_for` (its `for:` duration) after it moves, so it is advice only
+    when it moved at least that long before the impact onset; a signal that moved 30 s
+    earlier pages after the impact alert and is not worth an alert of its own.
+    """
+    if isinstance(triage, dict):
+        triage = TriageFindings.from_dict(triage)
     onset = triage.onset.time if triage else None
     if not triage or not onset:
         return None
+    hold = pd.Timedelta(alert_for or "5m")
     defs = signals()
     for m in triage.onset.first_movers:
         d = defs.get(m.get("signal", ""))
-        if d and d.golden == "saturation" and d.unit == "ratio" and m["onset"] <= onset:
-            return m
+        if not (d and d.golden == "saturation" and d.unit == "ratio"):
+            continue
+        lead = pd.Timestamp(onset) - pd.Timestamp(m["onset"])
+        if lead >= hold:
+            return {**m, "lead_s": lead.total_seconds(), "alert_for_s": hold.total_seconds()}
     return None
 
 
@@ -62,7 +73,11 @@ def init_notes(run_path: Path) -> Path:
         return p
     run = Run(run_path)
     cor = run.correlation()
-    items = default_action_items(cor.top if cor else None, early_signal(run.triage()))
+    tri = run.findings("triage") or {}
+    kind = ((run.findings("five_whys") or {}).get("outcome") or tri.get("outcome")
+            or {}).get("kind", "incident")
+    items = default_action_items(cor.top if cor else None, early_signal(
+        run.triage(), run.incident.topology.get("alert_for"))) if kind == "incident" else []
     actions = "\n" + yaml.safe_dump(items, sort_keys=False, allow_unicode=True, width=1000)
     actions = "\n".join("  " + ln if ln else ln for ln in actions.splitlines())
     atomic_write_text(p, NOTES_TEMPLATE.format(id=run.incident.id, actions=actions))
@@ -83,9 +98,15 @@ def merge_into_context(ctx: dict[str, Any], notes: dict[str, Any],
     ctx["revenue_impact"] = notes.get("revenue_impact")
     ctx["long_term_prevention"] = notes.get("long_term_prevention")
     ctx["lessons"] = notes["lessons"]
+    ctx["incident_commander"] = notes.get("incident_commander")
+    ctx["responders"] = notes.get("responders") or []
+    ctx["data_loss"] = notes.get("data_loss")
+    ctx["acknowledged"] = notes.get("acknowledged")
+    ctx["resolved_note"] = notes.get("resolved")
     items = notes.get("action_items")
-    ctx["action_items"] = items if items is not None else default_action_items(
-        ctx.get("top_suspect"), ctx.get("early_signal"))
+    kind = (ctx.get("outcome") or {}).get("kind", "incident")
+    ctx["action_items"] = items if items is not None else (default_action_items(
+        ctx.get("top_suspect"), ctx.get("early_signal")) if kind == "incident" else [])
     extra = [dict(e) for e in notes.get("timeline") or []]
     for u in updates or []:
         extra.append({"time": u["time"], "event": f"status update: {u['color']} {u['state']}",

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..analysis.outcome import root_cause_claim
 from ..analysis.timeline import build_timeline
 from ..core.findings import CorrelationFindings, PostmortemFindings
 from ..core.model import iso
@@ -14,7 +15,9 @@ from ..core.storage import atomic_write_text
 from ..report.display import Section
 from ..report.render import render_template
 from ..runs.folder import STAGES, Run
+from .common import outcome_of
 from .notes import apply_notes, early_signal, init_notes
+from .state import RESPONSE_TARGET, current_state, mitigation_of
 
 __all__ = ["gather", "timeline", "render", "save", "render_report", "run"]
 
@@ -77,44 +80,101 @@ def timeline(run: Run, g: Section) -> Section:
     return Section("Timeline", "", {"events": tl})
 
 
+def _side_effect(mover: dict[str, Any], changes: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A change on the mover's own service in the 5 minutes before it moved (a side effect)."""
+    t = pd.Timestamp(mover["onset"])
+    near = [c for c in changes if c.get("service") == mover.get("service") and c.get("time")
+            and pd.Timedelta(0) <= t - pd.Timestamp(c["time"]) <= pd.Timedelta("5min")]
+    return near[-1] if near else None
+
+
 def _context(run: Run, g: Section, tl: Section) -> dict[str, Any]:
     f = g.data["findings"]
     tri = {"onset": {}, "impact": {}, "severity": None, "changes": [], **(f["triage"] or {})}
     cor, why = f["correlation"] or {}, f["five_whys"] or {}
     inc = run.incident
-    onset = (tri.get("onset") or {}).get("time")
+    outcome = why.get("outcome") or outcome_of(run, f["triage"])
+    incident = outcome["kind"] == "incident"
+    claim = why.get("root_cause") or root_cause_claim(outcome, cor)
+    onset = (tri.get("onset") or {}).get("time") if incident else None
     mttd = None
     if onset and inc.alert_time:
         mttd = (pd.Timestamp(inc.alert_time) - pd.Timestamp(onset)).total_seconds()
-    suspects = cor.get("suspects") or []
+    suspects = (cor.get("suspects") or []) if incident else []
     top = suspects[0] if suspects else None
-    mitigation = next((c for c in tri.get("changes", []) if c.get("type") == "rollback"
-                       and onset and pd.Timestamp(c["time"]) >= pd.Timestamp(onset)), None)
+    changes = tri.get("changes") or []
+    mitigation = mitigation_of(changes, onset)
     queries = [{"name": k, "query": v.get("query", ""), "backend": v.get("backend", ""),
                 "rows": v.get("rows", 0), "partial": v.get("partial", False)}
                for k, v in g.data["evidence"].items()]
+    decision = why.get("decision") if incident else None
+    movers = (tri.get("onset") or {}).get("first_movers") or []
+    first = movers[0] if movers and incident else None
+    impact = {**IMPACT_DEFAULTS, **(tri.get("impact") or {})}
+    peaks = [(p.get("error_rate peak"), p["service"]) for p in impact.get("per_service") or []
+             if p.get("service") in (impact.get("entrypoints") or [])
+             and p.get("error_rate peak") is not None]
     return {
-        "early_signal": early_signal(run.triage()),
-        "top_suspect": (run.correlation() or CorrelationFindings()).top,
+        "early_signal": early_signal(run.triage(), inc.topology.get("alert_for"))
+        if incident else None,
+        "top_suspect": (run.correlation() or CorrelationFindings()).top if incident else None,
         "triage_missing": f["triage"] is None,
         "has_plot": (run.path / "report_files" / "golden_signals.png").is_file(),
         "incident": inc, "triage": tri, "correlation": cor, "whys": why.get("whys", []),
-        "decision": why.get("decision"), "severity": tri.get("severity"),
-        "impact": {**IMPACT_DEFAULTS, **(tri.get("impact") or {})}, "onset": onset,
-        "mttd_s": mttd, "top": top,
+        "decision": decision if decision and decision.get("decision") != "none" else None,
+        "severity": tri.get("severity"), "outcome": outcome, "claim": claim,
+        "impact": impact, "onset": onset, "entry_peak": max(peaks) if peaks else None,
+        "mttd_s": mttd, "top": top, "first_mover": first,
+        "first_mover_cause": _side_effect(first, changes) if first else None,
         "suspects": suspects[:5], "mitigation": mitigation, "timeline": tl.data["events"],
         "missing": g.data["missing"], "partial": g.data["partial"], "queries": queries,
         # stated as fact only with a strong score, evidence and a clear lead over the next
-        "confident": bool(top and top["score"] >= 0.7 and top.get("evidence")
-                          and top.get("margin", 1.0) >= 0.15),
+        "confident": bool(claim.get("stated")),
+        "response_target": RESPONSE_TARGET,
         "generated": iso(pd.Timestamp.now(tz="UTC")),
     }
+
+
+def _first_screen(ctx: dict[str, Any], run: Run) -> dict[str, Any]:
+    """Status, title, MTTA, SLO burn: what needs the responders' notes as well as findings."""
+    inc = run.incident
+    sev = (ctx.get("severity") or {}).get("level")
+    dec = ctx.get("decision")
+    rec = f"{dec['decision']} {dec['target']}".strip() if dec else None
+    ctx["state"] = current_state(
+        outcome=ctx["outcome"], impact=ctx["impact"], severity=sev,
+        changes=ctx["triage"].get("changes") or [], recommendation=rec,
+        cause_stated=ctx["confident"], resolved_at=ctx.get("resolved_note") or inc.resolved_at,
+        action=(ctx.get("notes") or {}).get("current_action"),
+        cadence=inc.topology.get("status_cadence_minutes"))
+    ctx["doc_title"] = ("Postmortem" if ctx["state"]["state"] == "Resolved" else
+                        "Incident summary" if ctx["outcome"]["kind"] == "incident" else
+                        "Investigation summary")
+    ack = ctx.get("acknowledged")
+    ctx["mtta_s"] = ((pd.Timestamp(ack) - pd.Timestamp(inc.alert_time)).total_seconds()
+                     if ack and inc.alert_time else None)
+    ctx["slo_burn"] = _slo_burn(ctx["impact"], inc.topology.get("slo"))
+    return ctx
+
+
+def _slo_burn(impact: dict[str, Any], slo: Any) -> dict[str, Any] | None:
+    """Share of the SLO window's error budget the failed requests used (at the incident's rate)."""
+    if not isinstance(slo, dict) or not slo.get("target") or not impact.get("total_requests"):
+        return None
+    target, days = float(slo["target"]), float(slo.get("window_days", 30))
+    if not 0 < target < 1 or not impact.get("duration_s"):
+        return None
+    rate = impact["total_requests"] / impact["duration_s"]
+    budget = (1 - target) * rate * days * 86400
+    return {"target": target, "window_days": days,
+            "burn": impact["failed_requests"] / budget if budget else None}
 
 
 def render(run: Run, g: Section, tl: Section) -> Section:
     """Render templates/postmortem.md.j2 and write report.md atomically."""
     init_notes(run.path)  # a notes.yaml starter for responders; their edits survive re-renders
-    text = render_template("postmortem.md.j2", apply_notes(_context(run, g, tl), run.path))
+    ctx = _first_screen(apply_notes(_context(run, g, tl), run.path), run)
+    text = render_template("postmortem.md.j2", ctx)
     path = run.path / "report.md"
     atomic_write_text(path, text)
     return Section("Report", text, {"path": str(path), "text": text})

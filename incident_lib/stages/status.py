@@ -53,9 +53,14 @@ def append_status_update(run_path: Path, action: str | None = None) -> str:
     if not {"error_rate", "traffic", "latency_p99"} <= set(frames):
         raise InputError(f"run {run.incident.id}: no error_rate/traffic/latency_p99 numbers "
                          "(backend unavailable and nothing recorded)")
+    why = run.findings("five_whys") or {}
+    dec, claim = why.get("decision") or {}, why.get("root_cause") or {}
+    rec = (f"{dec['decision']} {dec.get('target') or ''}".strip()
+           if dec.get("decision") not in (None, "none") else None)
     tri = triage.run(run, save=False, frames=frames, changes_frame=changes,
                      action=action or notes.get("current_action"),
-                     resolved=bool(notes.get("resolved")))
+                     resolved=bool(notes.get("resolved")), recommendation=rec,
+                     cause_stated=bool(claim.get("stated")))
     upd, severity = tri.status_update, tri.severity
     assert upd is not None and severity is not None  # triage.run always assesses both
     text = upd.text

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.onset import find_excursion
+from ..analysis.outcome import strongest_deviation
 from ..analysis.severity import assess_severity
 from ..core.config import DEFAULT_SEVERITY_POLICY
 from ..core.errors import SourceError
@@ -21,10 +22,11 @@ from ..report.display import Figure, Section
 from ..report.plots import plot_golden_signals
 from ..report.render import fmt_duration, fmt_pct, fmt_time, render_template
 from ..runs.folder import Run
-from .common import entrypoints_of, signal_frames
+from .common import entrypoints_of, outcome_of, signal_frames
+from .state import current_state
 
-__all__ = ["golden_signals", "log_volume", "detect_onset", "measure_impact", "assess", "plot",
-           "recent_changes", "status_update", "collect", "save", "run"]
+__all__ = ["summarize", "golden_signals", "log_volume", "detect_onset", "measure_impact",
+           "assess", "plot", "recent_changes", "status_update", "collect", "save", "run"]
 
 IMPACT_SIGNALS = ["error_rate", "latency_p99"]
 
@@ -203,10 +205,10 @@ def _step(df: pd.DataFrame) -> float:
 
 
 def assess(run: Run, impact: Section) -> Section:
-    """Severity from measured impact by the configured policy (P1-P4; SEV/critical aliases)."""
+    """Severity from measured impact by the configured policy (P0-P4 and the severity scale)."""
     inc = run.incident  # runs made before the policy had its own field kept it in topology
     policy = inc.severity_policy or inc.topology.get("severity_policy") or DEFAULT_SEVERITY_POLICY
-    sev = assess_severity(impact.data, policy)
+    sev = assess_severity(impact.data, policy, inc.topology.get("severity_scale"))
     md = f"**{sev['label']}** (policy rule {sev['rule']}): " + "; ".join(
         md_inline(r) for r in sev["reasons"])
     return Section("Severity", md, sev)
@@ -237,39 +239,56 @@ def plot(run: Run, sig: Section, onset: Section, changes: Section) -> Figure:
 
 
 def status_update(run: Run, severity: Section, impact: Section, changes: Section,
-                  action: str | None = None) -> Section:
-    """The status update: 🔴/🟡/🟢, impact, current action, next update time."""
+                  action: str | None = None, *, recommendation: str | None = None,
+                  cause_stated: bool = False, resolved_at: str | None = None) -> Section:
+    """The status update from the current state: 🔴/🟡/🟢, status, impact, action, next update."""
     d = impact.data
-    status = d.get("status", "ongoing")
     level = severity.data["level"]
-    if status == "resolved":
-        color, state, nxt = "🟢", "Resolved", None
-    elif status == "mitigated":
-        color, state, nxt = "🟡", "Mitigated, monitoring", 30
-    else:
-        color, state = ("🔴", "Investigating") if level in ("P1", "P2") else ("🟡", "Investigating")
-        nxt = 15
-    if action is None:
-        ch = changes.data["frame"]
-        t_on = pd.Timestamp(d["onset"]) if d.get("onset") else None
+    ch = changes.data["frame"]
+    outcome = outcome_of(run, {"onset": {"time": d.get("onset")}, "impact": d})
+    st = current_state(outcome=outcome, impact=d, severity=level, changes=_records(ch),
+                       recommendation=recommendation, cause_stated=cause_stated,
+                       resolved_at=resolved_at or run.incident.resolved_at, action=action,
+                       cadence=run.incident.topology.get("status_cadence_minutes"))
+    if action is None and st["state"] == "Investigating" and outcome["kind"] == "incident":
+        t_on = pd.Timestamp(d["onset"])
         near = ch[(ch["time"] <= t_on) & (ch["time"] >= t_on - pd.Timedelta("30min"))] \
-            if t_on is not None and len(ch) else ch.iloc[:0]
+            if len(ch) else ch.iloc[:0]
         if len(near):
             r = near.iloc[-1]
-            action = (f"checking {r['type']} {r['id']} on {r['service']} "
-                      f"({fmt_time(r['time'], '%H:%M')} UTC, before onset) as first suspect")
-        else:
-            action = "correlating logs, metrics and changes"
-    as_of = pd.Timestamp(d["as_of"])
+            st["action"] = (f"checking {r['type']} {r['id']} on {r['service']} "
+                            f"({fmt_time(r['time'], '%H:%M')} UTC, before onset) as first "
+                            "suspect")
     ctx = {
-        "color": color, "state": state, "severity": severity.data["label"],
-        "incident": run.incident, "impact": d, "action": action,
-        "as_of": d["as_of"],
-        "next_update": iso(as_of + pd.Timedelta(minutes=nxt)) if nxt else None,
+        "color": st["color"], "state": st["state"], "severity": severity.data["label"],
+        "level": level,
+        "incident": run.incident, "impact": d, "action": st["action"],
+        "summary": st["summary"], "as_of": d["as_of"], "every_min": st["every_min"],
+        "next_update": st["next_update"], "outcome": outcome,
     }
     text = render_template("status_update.md.j2", ctx)
-    return Section("Status update", text, {"text": text, "color": color, "state": state,
-                                           "next_update": ctx["next_update"]})
+    return Section("Status update", text, {"text": text, "color": st["color"],
+                                           "state": st["state"], "summary": st["summary"],
+                                           "action": st["action"],
+                                           "next_update": st["next_update"],
+                                           "every_min": st["every_min"]})
+
+
+def summarize(run: Run) -> Section:
+    """Triage in one call, shown as the first screen: status, severity, impact, next update.
+
+    Its data holds every section ("signals", "onset", "impact", "severity", "changes",
+    "update") so the notebook shows the details below without querying twice.
+    """
+    sig = golden_signals(run)
+    onset = detect_onset(run, sig)
+    impact = measure_impact(run, sig, onset)
+    severity = assess(run, impact)
+    changes = recent_changes(run)
+    update = status_update(run, severity, impact, changes)
+    return Section("Status now", update.markdown, {
+        "signals": sig, "onset": onset, "impact": impact, "severity": severity,
+        "changes": changes, "update": update})
 
 
 def collect(sig: Section, onset: Section, impact: Section, severity: Section,
@@ -286,23 +305,39 @@ def collect(sig: Section, onset: Section, impact: Section, severity: Section,
         "changes": _records(changes.data["frame"]),
         "status_update": update.data,
         "similar_incidents": similar.data if similar is not None else None,
+        "strongest_deviation": _strongest(sig),
     })
+
+
+def _strongest(sig: Section) -> dict[str, Any] | None:
+    defs = signals()
+    return strongest_deviation(sig.data["frames"], {k: d.unit for k, d in defs.items()},
+                               {k: d.direction for k, d in defs.items()})
+
+
+def _with_outcome(run: Run, findings: TriageFindings) -> TriageFindings:
+    """The findings with `outcome` (incident / no_incident / inconclusive) added."""
+    data = findings.to_dict()
+    data["outcome"] = outcome_of(run, data)
+    return TriageFindings.from_dict(data)
 
 
 def save(run: Run, sig: Section, onset: Section, impact: Section, severity: Section,
          changes: Section, update: Section, similar: Section | None = None) -> Path:
-    """Write findings/triage.json."""
-    return run.save_findings("triage", collect(sig, onset, impact, severity, changes, update,
-                                               similar))
+    """Write findings/triage.json (with the outcome of the investigation so far)."""
+    return run.save_findings("triage", _with_outcome(run, collect(
+        sig, onset, impact, severity, changes, update, similar)))
 
 
 def run(run: Run, *, save: bool = True, frames: dict[str, pd.DataFrame] | None = None,
         changes_frame: pd.DataFrame | None = None, action: str | None = None,
-        resolved: bool = False) -> TriageFindings:
+        resolved: bool = False, recommendation: str | None = None,
+        cause_stated: bool = False) -> TriageFindings:
     """The whole triage in one call (as the notebook runs it, without the KB search).
 
     With `frames` / `changes_frame` it assesses numbers the caller queried (status updates use
-    the current numbers); `resolved` marks the incident resolved; `save` writes the findings.
+    the current numbers); `resolved` marks the incident resolved; `save` writes the findings;
+    `recommendation` and `cause_stated` (from the 5 Whys) let the status say "Identified".
     """
     if frames is None:
         sig = golden_signals(run)
@@ -316,8 +351,9 @@ def run(run: Run, *, save: bool = True, frames: dict[str, pd.DataFrame] | None =
     severity = assess(run, impact)
     changes = recent_changes(run) if changes_frame is None else Section(
         "Changes", "", {"frame": changes_frame})
-    update = status_update(run, severity, impact, changes, action)
-    findings = collect(sig, onset, impact, severity, changes, update)
+    update = status_update(run, severity, impact, changes, action,
+                           recommendation=recommendation, cause_stated=cause_stated)
+    findings = _with_outcome(run, collect(sig, onset, impact, severity, changes, update))
     if save:
         run.save_findings("triage", findings)
     return findings

@@ -37,7 +37,10 @@ def test_whys_with_evidence_are_facts() -> None:
     whys = five_whys("web", [_suspect()], an, pd.DataFrame(), {"web": ["api"]},
                      {"changes": "changes query"})
     assert whys[0]["status"] == "fact"
-    assert "0.10% in baseline -> 20.00%" in whys[0]["evidence"][0]["numbers"]
+    # the numbers say whose they are and which statistic they are
+    ev = whys[0]["evidence"][0]
+    assert ev["service"] == "web" and ev["evidence"] == "signal_error_rate"
+    assert "median 0.10% in the baseline -> median 20.00% in the incident window" in ev["numbers"]
     change_why = next(w for w in whys if w["question"].startswith("Why did this start"))
     assert change_why["status"] == "fact"
     assert change_why["evidence"][0]["query"] == "changes query"
@@ -74,8 +77,9 @@ def test_culprit_off_the_call_path_and_blamed_by_callers() -> None:
     assert whys[1]["answer"] == ("batch is not on web's call path but moved first "
                                  "(anomalous, nothing explains it).")
     assert whys[1]["status"] == "fact"  # cites batch's cpu
-    assert whys[2]["answer"] == ("cpu{service='batch'} went from 0.1 cores in baseline -> "
-                                 "1.9 cores in the incident window, from 00:58:00.")
+    assert whys[2]["answer"] == ("cpu{service='batch'} went from median 0.1 cores in the "
+                                 "baseline -> median 1.9 cores in the incident window, from "
+                                 "00:58:00.")
     assert [w["status"] for w in whys[3:]] == ["hypothesis", "hypothesis"]
     assert whys[3]["answer"].startswith("No change on batch was recorded")
 

@@ -72,9 +72,6 @@ def start_lab(tmp: Path, demo_data: Path | None = None, timeout: float = 60) -> 
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "lab-workspaces"),
            "JUPYTERLAB_SETTINGS_DIR": str(tmp / "lab-settings"),
            "JUPYTER_CONFIG_DIR": str(tmp / "jupyter-config")}
-    news = tmp / "lab-settings" / "@jupyterlab" / "apputils-extension"
-    news.mkdir(parents=True)  # no "get notified about Jupyter news?" toast over the notebook
-    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     log = tmp / "lab.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen(

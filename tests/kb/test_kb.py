@@ -147,8 +147,8 @@ def test_entry_front_matter_is_yaml_and_body_escaped(tmp_path: Path) -> None:
     fm = text.split("\n---\n", 1)[0].removeprefix("---\n")
     assert yaml.safe_load(fm)["title"] == data["title"].replace("\r", "")
     body = text.split("\n---\n", 1)[1]
-    assert "# inc-2026-04-06-payments-pool: pool \\*exhausted\\* &lt;script&gt;" in body
-    assert "| fix \\| the \\[link\\](http:\\/\\/x) | fix | alice | 2026-06-01 | done |" in body
+    assert "# inc-2026-04-06-payments-pool: pool \\*exhausted\\* \\<script>" in body
+    assert "| fix \\| the `[link](http://x)` | fix | alice | 2026-06-01 | done |" in body
     p = tmp_path / "x.md"
     p.write_text(text, "utf-8")
     entry, problems = kb.parse_entry(p)
@@ -308,9 +308,9 @@ def test_stats_command_writes_markdown_csv_and_plots(kb_dir: Path, tmp_path: Pat
     assert main(["stats", "--kb", str(kb_dir), "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == str(out / "stats.md")
     md = (out / "stats.md").read_text()
-    assert "| MTTD (detected - started) | 3 min |" in md
-    assert "| MTTA (acknowledged - detected) | 2 min |" in md
-    assert "| MTTR (mitigated - started) | 1 h 45 min |" in md
+    assert "| MTTD (detected - started) | 3m |" in md
+    assert "| MTTA (acknowledged - detected) | 2m |" in md
+    assert "| MTTR (mitigated - started) | 1h45m |" in md
     assert "| Repeat incidents | 4 (20.0%) |" in md
     assert "| Action items done (prevention rate) | 21 of 40 (52.5%) |" in md
     csv = pd.read_csv(out / "stats.csv")
@@ -350,11 +350,54 @@ def test_kb_search_command(kb_dir: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["kb", "search", "--kb", str(kb_dir), "--top", "2", "--text",
                  "could not acquire database connection: pool exhausted"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == ("| rank | incident\\_id | title | started | severity | score | "
-                      "likely\\_repeat |")
+    assert out[0] == ("| rank | incident_id | title | started | severity | score | "
+                      "likely_repeat |")
     assert out[2].startswith("| 1 | inc-2026-04-06-payments-pool | checkout 5xx above 5% ")
     assert len(out) == 7
     assert out[5].startswith("- **#1 inc-2026-04-06-payments-pool** matched on: template "
-                             "'could not acquire database connection within &lt;\\*&gt;: "
+                             "'could not acquire database connection within <\\*>: "
                              "pool exhausted")
     assert main(["kb", "search", "--kb", str(kb_dir)]) == 2  # needs RUN, --text or --service
+
+
+def test_entry_has_playbook_sections_and_root_cause_state(demo_run: Path, tmp_path: Path) -> None:
+    """Playbook 000's KB template: Timeline, Root cause (with its confirmation state),
+    Resolution, Prevention, Action items."""
+    run = _copy_run(demo_run, tmp_path / "e2e-demo", ("triage", "correlation", "five_whys"))
+    d = tmp_path / "kb"
+    text = kb.write_entry(Run(run), d).read_text()
+    for section in ("## Timeline", "## Root cause", "## Resolution", "## Prevention",
+                    "## Action items"):
+        assert section in text, section
+    assert "**Suspected, not confirmed** (confidence high): payments after deploy chg-1004" \
+        in text
+    assert "- 2026-11-20 10:40:00: deploy chg-1004 on payments" in text
+    assert "- applied: rollback chg-1005 on payments at 2026-11-20T11:20:00Z" in text
+    entry, _ = kb.parse_entry(d / "e2e-demo.md")
+    assert entry.data["root_cause"]["state"] == "suspected"
+    (run / "notes.yaml").write_text("root_cause: {confirmed: true, text: pool leak in v2.14}\n")
+    text = kb.write_entry(Run(run), d).read_text()
+    assert "**Confirmed by responders:** pool leak in v2.14" in text
+
+
+def test_decoy_templates_of_untouched_services_are_not_symptoms(demo_run: Path) -> None:
+    sym = kb.symptoms_of_run(Run(demo_run))
+    cor = Run(demo_run).findings("correlation")
+    elsewhere = [t["template"] for t in cor["templates"]
+                 if t["service"] not in sym["services"] and t["status"] in ("new", "surging")]
+    assert not set(elsewhere) & set(sym["templates"])
+    flag = [t["template"] for t in cor["templates"] if t["level"] == "info"
+            and t["status"] == "surging"]
+    assert flag and not set(flag) & set(sym["templates"])  # the decoy flag's info lines
+    assert POOL_TEMPLATE in sym["templates"]
+
+
+def test_a_rerun_of_the_same_incident_is_not_a_repeat_of_itself(demo_run: Path,
+                                                               tmp_path: Path) -> None:
+    d = tmp_path / "kb"
+    kb.write_entry(Run(demo_run), d)  # the first run, now in the KB
+    rerun = _copy_run(demo_run, tmp_path / "rerun", ("triage", "correlation"))
+    inc = json.loads((rerun / "incident.json").read_text())
+    (rerun / "incident.json").write_text(json.dumps({**inc, "id": "rerun"}))
+    sim = kb.similar_incidents(Run(rerun), d)
+    assert demo_run.name not in set(sim["incident_id"])

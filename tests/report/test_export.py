@@ -193,8 +193,9 @@ def test_markdown_export_keeps_markdown_tables(tmp_path: Path) -> None:
 def test_demo_run_investigation_html(demo_run: Path, tmp_path: Path) -> None:
     out = export_run_html(demo_run, tmp_path / "investigation.html")
     text, d = _doc(out)
-    assert "P1 (SEV1, critical)" in text
-    assert "most likely root cause is <strong>payments</strong>" in text
+    assert "P1 (high)" in text
+    assert ("most likely root cause is <strong>payments</strong>" in text
+            or "leading suspect (not confirmed) is <strong>payments</strong>" in text)
     toc = re.search(r"<nav class=\"incident-toc\".*?</nav>", text, re.S).group(0)
     for title in ("1. Triage", "2. Correlation", "3. Root cause", "4. Postmortem",
                   "Severity", "Suspects", "5 Whys"):

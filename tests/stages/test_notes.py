@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from incident_lib.cli.main import main
@@ -35,11 +36,11 @@ def test_init_notes_prefills_generated_action_items(demo_run: Path, tmp_path: Pa
     assert p == run / "notes.yaml"
     parsed, problems = notes.check_notes(p.read_text())
     assert problems == []
+    # no "alert on db_pool_utilization": it moved 30 s before the onset, so an alert on it
+    # (with any `for:`) would page after the impact alert
     assert parsed["action_items"] == [
         {"action": f"Find and fix the defect in {truth['root_cause_change']} before redeploying",
          "type": "fix", "owner": None, "due": None, "status": "open"},
-        {"action": "Alert on db_pool_utilization{service=payments} (moved before impact)",
-         "type": "detect", "owner": None, "due": None, "status": "open"},
         {"action": "Add a pre-production check for this failure mode", "type": "prevent",
          "owner": None, "due": None, "status": "open"},
     ]
@@ -120,6 +121,10 @@ root_cause:
   not_caught_because: no load test with the new account lookup
 users_affected: 1200
 revenue_impact: "~12k EUR of failed checkouts"
+incident_commander: "@dana"
+responders: ["@eli", "@fay"]
+data_loss: no
+acknowledged: 2026-11-20T10:49:30Z
 long_term_prevention: connection-leak detection in CI
 lessons:
   went_well: [rollback took 3 minutes]
@@ -142,7 +147,7 @@ def test_report_keeps_responder_notes(demo_run: Path, tmp_path: Path) -> None:
         render_report(Run(run))
         text = (run / "report.md").read_text()
         assert ("**Root cause (confirmed by responders).** payments v2.14.0 held DB "
-                "connections across retries &lt;img src=x&gt;") in text
+                "connections across retries \\<img src=x>") in text
         assert "| Users affected | 1200 |" in text
         assert "| Revenue impact | \\~12k EUR of failed checkouts |" in text
         assert "**Why it was not caught earlier.** no load test with the new account lookup"\
@@ -153,13 +158,17 @@ def test_report_keeps_responder_notes(demo_run: Path, tmp_path: Path) -> None:
         assert "| Alert on pool utilisation | detect | bob | 2026-12-15 | open |" in text
         assert "| 2026-11-20 11:05:00 | on-call decided to roll back | on-call |" in text
         assert "| TODO | TODO |" not in text
+        head = "\n".join(text.splitlines()[:20])
+        assert "- **Incident commander:** @dana; **responders:** @eli, @fay" in head
+        assert "- **Data loss:** no" in head
+        assert "- MTTA (acknowledged minus alert time): 2m30s." in text
     assert lint_run(run) == []
 
 
 def test_lint_demo_report_lists_missing_owners_and_todos(demo_run: Path) -> None:
     problems = lint_run(demo_run)
     owners = [p.split(": ", 1)[1] for p in problems if "action item" in p]
-    assert owners == [f"action item {n} has no {w}" for n in (1, 2, 3)
+    assert owners == [f"action item {n} has no {w}" for n in (1, 2)
                       for w in ("owner", "due date")]
     todos = [p for p in problems if ": TODO left: " in p]
     assert any("| Users affected | TODO" in p for p in todos)
@@ -226,11 +235,11 @@ def test_status_update_from_current_numbers(demo_run: Path, tmp_path: Path,
     (run / "notes.yaml").write_text("current_action: rolling back chg-1004 <b>now</b>\n")
     assert main(["status", str(run), "--update"]) == 0
     second = capsys.readouterr().out
-    assert "- **Current action:** rolling back chg-1004 &lt;b&gt;now&lt;/b&gt;\n" in second
+    assert "- **Current action:** rolling back chg-1004 \\<b>now\\</b>\n" in second
     assert "- **Next update:** 12:32 UTC" in second
     ups = json.loads((run / "status_updates.json").read_text())
     assert [(u["color"], u["state"], u["severity"], u["next_update"]) for u in ups] == [
-        ("🟡", "Mitigated, monitoring", "P1", "2026-11-20T12:32:00Z")] * 2
+        ("🟡", "Monitoring", "P1", "2026-11-20T12:32:00Z")] * 2
     assert ups[1]["text"] == second.rstrip("\n")
 
 
@@ -242,3 +251,24 @@ def test_status_update_falls_back_to_recorded_evidence(demo_run: Path, tmp_path:
     text = append_status_update(run)
     assert text.startswith(Run(demo_run).findings("triage")["status_update"]["text"])
     assert "\n- **Numbers:** from recorded evidence (backend unavailable: metrics file " in text
+
+
+def _movers(lead_s: float) -> dict:
+    onset = pd.Timestamp("2026-11-20T10:42:15Z")
+    return {"onset": {"time": onset.isoformat(), "first_movers": [
+        {"series": "memory{service=payments}", "signal": "memory", "service": "payments",
+         "onset": (onset - pd.Timedelta("20min")).isoformat()},
+        {"series": "db_pool_utilization{service=payments}", "signal": "db_pool_utilization",
+         "service": "payments", "onset": (onset - pd.Timedelta(seconds=lead_s)).isoformat()},
+    ]}}
+
+
+def test_early_signal_only_when_it_would_page_before_the_impact() -> None:
+    from incident_lib.stages.notes import early_signal
+
+    assert early_signal(_movers(30)) is None  # 30 s of lead: a 5m `for:` fires far too late
+    assert early_signal(_movers(30), alert_for="0s")["signal"] == "db_pool_utilization"
+    sig = early_signal(_movers(600))
+    assert sig["signal"] == "db_pool_utilization" and sig["lead_s"] == 600
+    assert early_signal(_movers(600), alert_for="15m") is None
+    assert early_signal({"onset": {"time": None, "first_movers": []}}) is None

@@ -1,0 +1,102 @@
+"""The outcome of an investigation: incident, no incident found (with the strongest
+deviation), or inconclusive (naming what is missing); a cause only with a clear lead."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from incident_lib.analysis.outcome import decide_outcome, root_cause_claim, strongest_deviation
+
+T0 = pd.Timestamp("2026-01-01T09:00Z")
+
+
+def _series(svc: str, values: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"time": T0 + pd.to_timedelta(np.arange(len(values)) * 15, "s"),
+                         "service": svc, "value": values})
+
+
+def test_strongest_deviation_finds_a_short_latency_bump_not_noise() -> None:
+    rng = np.random.default_rng(1)
+    lat = 0.085 + rng.normal(0, 0.003, 360)
+    lat[200:215] = 0.21  # ~4 min at 2.5x: the one real event in a quiet window
+    err = np.abs(rng.normal(0.002, 0.0005, 360))
+    err[100] = 0.05  # a single-scrape blip is not a deviation
+    frames = {"latency_p99": _series("inventory", lat), "error_rate": _series("web", err)}
+    sd = strongest_deviation(frames, {"latency_p99": "seconds", "error_rate": "ratio"},
+                             {"latency_p99": "up", "error_rate": "up"})
+    assert sd is not None
+    assert (sd["signal"], sd["service"]) == ("latency_p99", "inventory")
+    assert abs(pd.Timestamp(sd["peak_time"]) - (T0 + pd.Timedelta(seconds=207 * 15))) \
+        < pd.Timedelta("3min")
+    assert "85 ms" in sd["text"] and "210 ms" in sd["text"] and "inventory" in sd["text"]
+
+
+def test_no_series_no_deviation() -> None:
+    assert strongest_deviation({"x": pd.DataFrame()}, {}, {}) is None
+
+
+def _decide(**kw: object) -> dict:
+    args = {"onset": None, "alerted": False, "evidence_rows": {"changes": 3, "log_volume": 10},
+            "metric_rows": {"error_rate": 100, "latency_p99": 100}, "strongest": None}
+    return decide_outcome(**{**args, **kw})
+
+
+def test_every_query_empty_is_inconclusive_no_data() -> None:
+    out = _decide(evidence_rows={"changes": 0, "log_volume": 0},
+                  metric_rows={"error_rate": 0, "latency_p99": 0})
+    assert out["kind"] == "inconclusive" and "no data in the window" in out["reasons"][0]
+
+
+def test_nothing_recorded_yet_is_judged_on_the_onset_alone() -> None:
+    assert _decide(evidence_rows={}, metric_rows={})["kind"] == "no_incident"
+    assert _decide(evidence_rows={}, metric_rows={}, onset="2026-01-01T10:00Z")["kind"] \
+        == "incident"
+
+
+def test_logs_without_metrics_is_inconclusive() -> None:
+    out = _decide(metric_rows={"error_rate": 0})
+    assert out["kind"] == "inconclusive" and "no metric data" in out["reasons"][0]
+
+
+def test_alert_without_excursion_is_inconclusive_not_no_incident() -> None:
+    assert _decide(alerted=True)["kind"] == "inconclusive"
+
+
+def test_quiet_window_is_no_incident_and_keeps_the_deviation() -> None:
+    sd = {"text": "inventory latency_p99 85 ms -> 209 ms"}
+    out = _decide(strongest=sd)
+    assert out["kind"] == "no_incident" and out["strongest_deviation"] == sd
+    assert any("golden signals" in c for c in out["checked"])
+
+
+def test_onset_is_an_incident() -> None:
+    out = _decide(onset="2026-01-01T10:42:15Z", affected=["payments"])
+    assert out["kind"] == "incident" and "10:42:15" in out["reasons"][0]
+
+
+def _sus(score: float, margin: float) -> dict:
+    return {"service": "payments", "change_id": "c1", "score": score, "margin": margin,
+            "evidence": [{"kind": "change", "text": "deploy c1"}]}
+
+
+def test_no_cause_without_an_incident() -> None:
+    claim = root_cause_claim({"kind": "no_incident"}, {"suspects": [_sus(0.9, 0.5)]})
+    assert claim["stated"] is False and claim["service"] is None
+
+
+def test_cause_stated_only_with_score_and_lead() -> None:
+    inc = {"kind": "incident"}
+    assert root_cause_claim(inc, {"suspects": [_sus(0.9, 0.5)]})["stated"] is True
+    assert root_cause_claim(inc, {"suspects": [_sus(0.9, 0.05)]})["stated"] is False
+    assert root_cause_claim(inc, {"suspects": [_sus(0.5, 0.5)]})["confidence"] == "low"
+
+
+def test_correlation_verdict_wins_when_present() -> None:
+    inc = {"kind": "incident"}
+    tied = root_cause_claim(inc, {"suspects": [_sus(0.9, 0.5)], "root_cause": None,
+                                  "ties": ["payments", "checkout"]})
+    assert tied["stated"] is False and "tied: payments, checkout" in tied["why"]
+    named = root_cause_claim(inc, {"suspects": [_sus(0.6, 0.1)], "root_cause": "payments",
+                                   "ties": []})
+    assert named["stated"] is True
