@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from incident_lib.core.errors import StageError
 from incident_lib.core.safe import md_fence, md_inline, md_table
 from incident_lib.report.display import Figure, Section, html_table, md_to_html
 
@@ -144,7 +145,7 @@ def test_figure_shows_the_saved_png(tmp_path: Path) -> None:
     out.unlink()  # no file: rendered from the figure instead
     png = Figure(out, "Golden signals", fig).png()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 500
-    with pytest.raises(ValueError, match="neither a saved file nor a figure"):
+    with pytest.raises(StageError, match="neither a saved file nor a figure"):
         Figure(None, "empty")._repr_png_()
     with pytest.raises(AttributeError):
         _ = Figure(None, "empty").savefig
