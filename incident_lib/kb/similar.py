@@ -13,6 +13,7 @@ import pandas as pd
 from ..core.errors import InputError
 from ..core.findings import TriageFindings
 from ..core.safe import md_code, md_inline, md_table
+from ..core.storage import workspace
 from ..report.display import Section
 from .entries import (
     FIELD_WEIGHTS,
@@ -250,7 +251,7 @@ def similar_section(run: Any, kb_dir: str | Path | None = None, top: int = 5, *,
         return Section("Similar past incidents", f"Knowledge base search failed "
                        f"({md_inline(type(exc).__name__)}: {md_inline(exc)}).",
                        {"matches": [], "repeat": None, "problems": [str(exc)],
-                        "kb_dir": str(base)})
+                        "kb_dir": _shown(base)})
     if not entries:
         md = (f"No past incidents in the knowledge base ({md_inline(_shown(base))}): add them "
               "with `incident kb add RUN`.")
@@ -265,4 +266,13 @@ def similar_section(run: Any, kb_dir: str | Path | None = None, top: int = 5, *,
     rep_row = next((r for r in records if r["likely_repeat"]), None)
     return Section("Similar past incidents", md, {
         "matches": [{k: v for k, v in r.items() if k != "open_action_items"} for r in records],
-        "repeat": rep_row, "problems": problems, "kb_dir": str(base)})
+        "repeat": rep_row, "problems": problems, "kb_dir": _shown(base)})
+
+
+def _shown(base: Path) -> str:
+    """The KB folder as findings record it: relative to the workspace when inside it (findings
+    are shared and replayed elsewhere; an absolute local path means nothing there)."""
+    try:
+        return base.relative_to(workspace()).as_posix() or "."
+    except ValueError:
+        return str(base)
