@@ -167,11 +167,15 @@ def root_cause_claim(outcome: dict[str, Any], correlation: dict[str, Any] | None
             "score": top.get("score"), "margin": top.get("margin")}
     if correlation is not None and "root_cause" in correlation:
         rc = correlation.get("root_cause")
-        ties = correlation.get("ties") or []
-        ok = rc is not None and rc == top.get("service") and not ties
-        why = ("correlation names it as the root cause" if ok else
-               "correlation found no clear leader" + (f" (tied: {', '.join(map(str, ties))})"
-                                                      if ties else ""))
+        ties = correlation.get("ties") or []  # the services sharing rank 1 (one = no tie)
+        ok = rc is not None and rc == top.get("service") and len(ties) <= 1
+        reason = correlation.get("root_cause_reason")
+        if ok:
+            why = "correlation names it as the root cause" + (f" ({reason})" if reason else "")
+        elif len(ties) > 1:
+            why = f"correlation found no clear leader (tied: {', '.join(map(str, ties))})"
+        else:
+            why = "correlation states no root cause" + (f" ({reason})" if reason else "")
         return {**base, "stated": ok, "confidence": "high" if ok else "low", "why": why}
     margin = top.get("margin", 1.0)
     ok = bool(top.get("score", 0) >= CONFIDENT_SCORE and top.get("evidence")

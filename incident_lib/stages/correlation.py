@@ -9,6 +9,7 @@ from scipy import stats
 
 from ..analysis.anomalies import rank_anomalies
 from ..analysis.evidence import log_evidence, metric_excursions, named_in_errors
+from ..analysis.outcome import CONFIDENT_MARGIN, CONFIDENT_SCORE
 from ..analysis.rootcause import RankConfig, evidence_table, rank_services, root_cause_of
 from ..analysis.spikes import compare_counts, template_changes, what_changed
 from ..analysis.suspects import rank_suspects
@@ -233,9 +234,20 @@ def service_ranking(run: Run, ctx: Section, logs: pd.DataFrame | None,
             "calls_from": "topology" if calls_of(run) else ("spans" if calls else "none")}
 
 
+def _confident(ranked: list[dict[str, Any]]) -> bool:
+    """The change/anomaly suspects' own bar: strong score with evidence and a clear lead."""
+    if not ranked:
+        return False
+    top = ranked[0]
+    margin = top.get("margin")
+    return bool(top["score"] >= CONFIDENT_SCORE and top.get("evidence")
+                and (margin if margin is not None else 1.0) >= CONFIDENT_MARGIN)
+
+
 def suspects(run: Run, ctx: Section, an: Section, tpl: Section, ch: Section) -> Section:
     """Ranked suspects, each with its evidence and score breakdown, and the root cause stated
-    only when the service ranking names one and the suspects agree (else None, with ties).
+    only when the service ranking names one and the suspects agree, or when the suspects lead
+    clearly and the service ranking puts the same service alone on top (else None, with ties).
     Without a measured onset nothing is ranked and no root cause is stated."""
     if not ctx.data.get("onset_known", True):
         return Section("Suspects", "No onset was measured: no suspect is ranked (a change or "
@@ -251,6 +263,13 @@ def suspects(run: Run, ctx: Section, an: Section, tpl: Section, ch: Section) -> 
     if root is not None and top and top != [root]:
         root, reason = None, (f"the service ranking names {root}, the suspects "
                               f"{', '.join(top)}: they disagree")
+    elif root is None and len(top) == 1 and sr["ties"] == top and _confident(ranked):
+        # two independent lines agree: the change/anomaly suspects lead clearly and the
+        # per-service ranking puts the same service alone on top (below its own bar)
+        lead = ranked[0]
+        root, reason = top[0], (f"the suspects lead clearly (score {lead['score']:.2f}, lead "
+                                f"{lead.get('margin') or 0:.2f}) and the service ranking puts "
+                                f"{top[0]} alone on top ({sr['reason']})")
     # the breakdown's "change" is a score part: keep it apart from the change id
     rows = [{"rank": s["rank"], "service": s["service"], "change_id": s["change_id"] or "",
              "score": s["score"], **{f"{k} score": v for k, v in s["breakdown"].items()}}

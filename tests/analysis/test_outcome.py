@@ -100,3 +100,16 @@ def test_correlation_verdict_wins_when_present() -> None:
     named = root_cause_claim(inc, {"suspects": [_sus(0.6, 0.1)], "root_cause": "payments",
                                    "ties": []})
     assert named["stated"] is True
+
+
+def test_a_single_service_at_the_top_is_not_a_tie() -> None:
+    """The ranking lists the services sharing rank 1: one of them means a clear leader."""
+    inc = {"kind": "incident"}
+    named = root_cause_claim(inc, {"suspects": [_sus(0.9, 0.5)], "root_cause": "payments",
+                                   "ties": ["payments"], "root_cause_reason": "score 3.2"})
+    assert named["stated"] is True and "score 3.2" in named["why"]
+    unstated = root_cause_claim(inc, {"suspects": [_sus(0.9, 0.5)], "root_cause": None,
+                                      "ties": ["payments"],
+                                      "root_cause_reason": "top score 2.63 below 3.00"})
+    assert unstated["stated"] is False and "tied" not in unstated["why"]
+    assert "top score 2.63 below 3.00" in unstated["why"]
