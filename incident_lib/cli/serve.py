@@ -11,7 +11,14 @@ from ..core.config import load_config
 from ..core.errors import InputError
 from ..core.storage import runs_root
 from ..pipeline.runner import demo_data_dir
-from ..service.app import DEFAULT_MAX_BODY, DEFAULT_WORKERS, create_app
+from ..service.app import (
+    DEFAULT_MAX_BODY,
+    DEFAULT_WORKERS,
+    HEADER_TIMEOUT,
+    clean_token,
+    create_app,
+    header_timeout_protocol,
+)
 
 __all__ = ["register", "cmd_serve"]
 def register(sub: Any) -> None:
@@ -26,7 +33,8 @@ def register(sub: Any) -> None:
     s.add_argument("--data", help="folder with incident.yaml (files backend)")
     s.add_argument("--token-env", default="INCIDENT_WEBHOOK_TOKEN",
                    help="environment variable holding the webhook bearer token")
-    s.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, help="bytes (default 1 MiB)")
+    s.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY,
+                   help="bytes (default 16 MiB, ~18,000 alerts; see max_alerts in README)")
     s.add_argument("--timeout", type=int, default=600, help="per-cell timeout in seconds")
     s.set_defaults(func=cmd_serve)
 
@@ -49,7 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
 
-    token = os.environ.get(args.token_env, "")
+    token = clean_token(os.environ.get(args.token_env, ""), args.token_env)
     if not token:
         raise InputError(f"environment variable {args.token_env} is empty: set the webhook "
                          "bearer token there (the same as Alertmanager's http_config)")
@@ -59,5 +67,5 @@ def cmd_serve(args: argparse.Namespace) -> int:
                      max_body=args.max_body, cell_timeout=args.timeout,
                      token_env=args.token_env)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=5)
+                timeout_graceful_shutdown=5, http=header_timeout_protocol(HEADER_TIMEOUT))
     return 0

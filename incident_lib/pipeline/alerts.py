@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,20 @@ from ..core.storage import slug, validate_incident_id
 from ..sources import make_metric_source
 
 __all__ = ["load_alert_file", "validate_payload", "incident_from_alert", "incident_from_cli",
-           "dedupe_key", "check_service"]
+           "dedupe_key", "check_service", "alert_time", "resolved_time", "cli_time",
+           "MIN_WINDOW"]
 
 LOOKBACK = pd.Timedelta("2h")
 LOOKAHEAD = pd.Timedelta("75min")
 MAX_LABEL = 1000
+# Times outside [EARLIEST, now + CLOCK_SKEW] cannot be a real alert: Alertmanager's Go zero
+# time (0001-01-01) means "not set", 9999 or a future startsAt is a broken clock or a test.
+EARLIEST = pd.Timestamp("1990-01-01", tz="UTC")
+CLOCK_SKEW = pd.Timedelta("5min")
+# Onset and baseline need several scrape intervals: a shorter window cannot show a change.
+MIN_WINDOW = pd.Timedelta("5min")
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+_ZONE = re.compile(r"([Zz]|[+-]\d{2}:?\d{2}|UTC|GMT)\s*$")
 
 
 def load_alert_file(path: str | Path) -> dict[str, Any]:
@@ -52,15 +62,82 @@ def _str_map(value: Any, field: str) -> dict[str, str]:
     return out
 
 
+def _now() -> pd.Timestamp:
+    return pd.Timestamp(datetime.now(UTC))
+
+
+def _plausible(ts: pd.Timestamp, field: str, now: pd.Timestamp) -> pd.Timestamp:
+    if ts < EARLIEST:
+        raise InputError(f"{field} {iso(ts) if ts.year > 999 else ts.isoformat()} is before "
+                         f"{EARLIEST:%Y-%m-%d}: not a real time (a zero or unset clock?)")
+    if ts > now + CLOCK_SKEW:
+        raise InputError(f"{field} {ts.isoformat()} is in the future (now is {iso(now)}): "
+                         "fix the sender's clock")
+    return ts.as_unit("ns")
+
+
+def alert_time(value: Any, field: str, now: pd.Timestamp | None = None) -> pd.Timestamp:
+    """An RFC 3339 string from an alert, within [1990, now + 5 min], else InputError."""
+    if not isinstance(value, str):
+        raise InputError(f"{field} must be an RFC 3339 time string like 2026-11-20T10:42:00Z, "
+                         f"not a JSON {type(value).__name__}")
+    if not _RFC3339.fullmatch(value):
+        raise InputError(f"{field} {value[:40]!r} is not an RFC 3339 time like "
+                         "2026-11-20T10:42:00Z")
+    return _plausible(parse_time(value, field), field, now or _now())
+
+
+def _is_zero_time(value: Any) -> bool:
+    """Alertmanager's "not set" endsAt: missing, empty, or Go's zero time (year 1)."""
+    return value in (None, "") or (isinstance(value, str) and value.startswith("0001-01-01"))
+
+
+def resolved_time(payload: dict[str, Any], now: pd.Timestamp | None = None) -> str | None:
+    """Resolve time of a `resolved` notification: latest endsAt, else the receipt time."""
+    if payload.get("status") != "resolved":
+        return None
+    now = now or _now()
+    ends = [alert_time(a["endsAt"], f"alerts[{i}].endsAt", now)
+            for i, a in enumerate(payload["alerts"])
+            if a.get("status") == "resolved" and not _is_zero_time(a.get("endsAt"))]
+    return iso(max(ends)) if ends else iso(now)
+
+
+def cli_time(value: str, flag: str, now: pd.Timestamp | None = None) -> pd.Timestamp:
+    """A time given on the command line: ISO-8601 with a zone, within [1990, now + 1 day]."""
+    text = value.strip()
+    if not text or text[0] in "+-" or text.lstrip("+-").replace(".", "").isdigit():
+        raise InputError(f"{flag} {value[:40]!r} is not a time: use ISO-8601 with a zone like "
+                         "2026-11-20T10:42:00Z")
+    now = now or _now()
+    if text.lower() == "now":
+        return now.as_unit("ns")
+    ts = parse_time(text, flag)
+    if not _ZONE.search(text):
+        raise InputError(f"{flag} {value[:40]!r} has no time zone: add Z (UTC) or an offset "
+                         "like +01:00")
+    if ts < EARLIEST or ts > now + pd.Timedelta("1D"):
+        raise InputError(f"{flag} {value[:40]!r} is outside {EARLIEST:%Y} .. tomorrow: no "
+                         "telemetry can exist there")
+    return ts.as_unit("ns")
+
+
 def validate_payload(payload: Any, where: str = "payload") -> dict[str, Any]:
     """Check the fields we use; raise InputError naming the first bad one."""
     if not isinstance(payload, dict):
         raise InputError(f"{where}: expected a JSON object (Alertmanager webhook v4)")
-    if str(payload.get("version", "")) != "4":
-        raise InputError(f"{where}: field 'version' must be \"4\" (Alertmanager webhook v4)")
+    if payload.get("version") != "4":
+        raise InputError(f"{where}: field 'version' must be \"4\" (a JSON string; "
+                         "Alertmanager webhook v4)")
+    for key in ("receiver", "externalURL", "truncatedAlerts"):
+        want = int if key == "truncatedAlerts" else str
+        if key in payload and (not isinstance(payload[key], want)
+                               or isinstance(payload[key], bool)):
+            raise InputError(f"{where}: field {key!r} must be a JSON {want.__name__}")
     alerts = payload.get("alerts")
     if not isinstance(alerts, list) or not alerts:
         raise InputError(f"{where}: field 'alerts' must be a non-empty list")
+    now = _now()
     for i, a in enumerate(alerts):
         if not isinstance(a, dict):
             raise InputError(f"{where}: alerts[{i}] must be an object")
@@ -68,7 +145,18 @@ def validate_payload(payload: Any, where: str = "payload") -> dict[str, Any]:
         a["annotations"] = _str_map(a.get("annotations", {}), f"{where}: alerts[{i}].annotations")
         if a.get("status") not in ("firing", "resolved"):
             raise InputError(f"{where}: alerts[{i}].status must be firing or resolved")
-        parse_time(a.get("startsAt", ""), f"{where}: alerts[{i}].startsAt")
+        for key in ("fingerprint", "generatorURL"):
+            if key in a and not isinstance(a[key], str):
+                raise InputError(f"{where}: alerts[{i}].{key} must be a JSON string")
+        starts = alert_time(a.get("startsAt"), f"{where}: alerts[{i}].startsAt", now)
+        ends = a.get("endsAt")
+        if not _is_zero_time(ends):  # firing alerts carry a zero or a future expiry endsAt
+            end = alert_time(ends, f"{where}: alerts[{i}].endsAt",
+                             now + pd.Timedelta("30D") if a["status"] == "firing" else now)
+            if a["status"] == "resolved" and end < starts:
+                raise InputError(f"{where}: alerts[{i}].endsAt is before its startsAt")
+        elif ends is not None and not isinstance(ends, str):
+            raise InputError(f"{where}: alerts[{i}].endsAt must be a JSON string")
     if payload.get("status") not in ("firing", "resolved"):
         raise InputError(f"{where}: field 'status' must be firing or resolved")
     if not isinstance(payload.get("groupKey"), str):
@@ -102,8 +190,12 @@ def _known_services(sources: dict[str, Any]) -> list[str]:
 
 
 def incident_from_alert(payload: dict[str, Any], config: dict[str, Any],
-                        incident_id: str | None = None) -> Incident:
-    """An Incident for an alert group: window around the earliest startsAt, capped at now."""
+                        incident_id: str | None = None,
+                        received: pd.Timestamp | None = None) -> Incident:
+    """An Incident for an alert group: window around the earliest startsAt, capped at now.
+
+    `received` is when the notification arrived (the resolve time when endsAt is unset).
+    """
     payload = validate_payload(payload)
     alerts = payload["alerts"]
     labels = {**alerts[0]["labels"], **payload["commonLabels"]}
@@ -114,19 +206,17 @@ def incident_from_alert(payload: dict[str, Any], config: dict[str, Any],
                          "rule so the investigation knows where to look")
     sources, topo = resolve_sources(config)
     check_service(service, _known_services(sources))
+    now = received if received is not None else _now()
     starts = min(parse_time(a["startsAt"], "startsAt") for a in alerts)
-    now = pd.Timestamp(datetime.now(UTC))
-    end = min(starts + LOOKAHEAD, max(now, starts + pd.Timedelta("1min")))
+    # the window ends at the receipt time at the latest, and is never shorter than MIN_WINDOW
+    end = min(starts + LOOKAHEAD, max(now, starts + MIN_WINDOW))
     key = dedupe_key(payload)
     if incident_id is None:
         name = slug(labels.get("alertname", "alert"), 30)
         incident_id = f"{name}-{slug(service, 30)}-{starts:%Y%m%dt%H%M}-{key[:6]}"
     validate_incident_id(incident_id)
     title = ann.get("summary") or f"{labels.get('alertname', 'alert')} on {service}"
-    resolved = None
-    if payload["status"] == "resolved":
-        ends = [a.get("endsAt") for a in alerts if a.get("endsAt")]
-        resolved = iso(max(parse_time(e, "endsAt") for e in ends)) if ends else iso(now)
+    resolved = resolved_time(payload, now)
     return Incident(id=incident_id, title=title[:200], service=service, start=iso(starts -
                     LOOKBACK) or "", end=iso(end) or "", alert_time=iso(starts), labels=labels,
                     annotations=ann, source="alertmanager", group_key=key, resolved_at=resolved,
@@ -137,9 +227,13 @@ def incident_from_alert(payload: dict[str, Any], config: dict[str, Any],
 def incident_from_cli(service: str, start: str, end: str, config: dict[str, Any],
                       incident_id: str | None = None, title: str | None = None) -> Incident:
     """An Incident opened by hand for a service and time window."""
-    t0, t1 = parse_time(start, "--start"), parse_time(end, "--end")
+    now = _now()
+    t0, t1 = cli_time(start, "--start", now), cli_time(end, "--end", now)
     if t1 <= t0:
         raise InputError(f"--end {iso(t1)} is not after --start {iso(t0)}: swap or fix them")
+    if t1 - t0 < MIN_WINDOW:
+        raise InputError(f"--start to --end is {(t1 - t0).total_seconds():g} s: at least "
+                         f"{MIN_WINDOW.total_seconds() / 60:g} min are needed to see a change")
     if t1 - t0 > pd.Timedelta("7D"):
         raise InputError("--start to --end is longer than 7 days: narrow the window")
     sources, topo = resolve_sources(config)

@@ -11,21 +11,30 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
+import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import InputError
-from ..core.model import iso, parse_time
+from ..core.model import parse_time
 from ..core.storage import slug, validate_incident_id
-from ..pipeline.alerts import dedupe_key, validate_payload
+from ..pipeline.alerts import check_service, dedupe_key, resolved_time, validate_payload
 from .jobqueue import JobQueue, queue_path
 from .worker import DEFAULT_WORKERS, WorkerPool
 
-__all__ = ["create_app", "incident_id_for", "DEFAULT_MAX_BODY"]
+__all__ = ["create_app", "incident_id_for", "clean_token", "header_timeout_protocol",
+           "DEFAULT_MAX_BODY", "HEADER_TIMEOUT"]
 
-DEFAULT_MAX_BODY = 1 << 20  # 1 MiB; Alertmanager payloads are a few KiB
+# Alertmanager sends every alert of a group in one body (~0.9 KiB each with realistic labels
+# and annotations) and never retries a 4xx: 16 MiB holds ~18,000 alerts. Bound it on the
+# Alertmanager side with `max_alerts` in webhook_config (see README).
+DEFAULT_MAX_BODY = 16 << 20
+HEADER_TIMEOUT = 10.0  # seconds a client may take to send its request headers
+BODY_TIMEOUT = 30.0  # seconds a client may take to send its body
+SERVICES_TTL = 60.0  # seconds the known-service list is reused when validating a webhook
 
 
 def incident_id_for(payload: dict[str, Any], key: str) -> str:
@@ -43,17 +52,62 @@ def incident_id_for(payload: dict[str, Any], key: str) -> str:
 
 
 def _resolved_at(payload: dict[str, Any]) -> str | None:
-    """The resolve time of a `resolved` notification (latest endsAt), else None."""
+    """The resolve time of a `resolved` notification: latest endsAt, else the receipt time."""
 
-    if payload.get("status") != "resolved":
-        return None
-    ends = []
-    for a in payload["alerts"]:
-        try:
-            ends.append(parse_time(a.get("endsAt", ""), "endsAt"))
-        except InputError:
-            continue
-    return iso(max(ends)) if ends else iso(time.time())
+    return resolved_time(payload)
+
+
+def clean_token(raw: str, name: str) -> str:
+    """The webhook token without surrounding whitespace (a trailing newline from `echo` or a
+    secret file would make every request 401); says so on stderr when it trimmed."""
+    token = raw.strip()
+    if token != raw:
+        print(f"incident serve: warning: {name} had leading/trailing whitespace; it was trimmed "
+              "(Alertmanager trims credentials_file the same way)", file=sys.stderr)
+    return token
+
+
+def header_timeout_protocol(seconds: float) -> type:
+    """uvicorn's h11 protocol, closing connections whose request headers take > seconds."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutH11(H11Protocol):
+        _deadline: Any = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(seconds, self._expired)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expired(self) -> None:
+            self._deadline = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()  # headers never completed: drop the connection
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeaderTimeoutH11
 
 
 # -- worker pool --------------------------------------------------------------------------
@@ -73,6 +127,7 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
+    token = clean_token(token, token_env)
     if not token:
         raise InputError("the webhook token is empty: set INCIDENT_WEBHOOK_TOKEN (or the "
                          "variable named by --token-env)")
@@ -89,15 +144,48 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
     def _error(code: int, msg: str) -> JSONResponse:
         return JSONResponse({"error": msg}, status_code=code)
 
+    known: dict[str, Any] = {"at": -SERVICES_TTL, "services": [], "refreshing": False}
+
+    def _refresh_services() -> None:
+        """Known services from the metrics backend (parsing a file or asking Prometheus takes
+        seconds: done at startup and then in the background, never in a request)."""
+        from ..core.config import load_config, resolve_sources
+        from ..pipeline.alerts import _known_services
+
+        try:
+            sources, _ = resolve_sources(load_config(config))
+            known.update(at=time.monotonic(), services=_known_services(sources))
+        except Exception:  # noqa: BLE001 - unknown services are then checked by the worker
+            known.update(at=time.monotonic())
+        finally:
+            known["refreshing"] = False
+
+    def _check(body: bytes) -> tuple[dict[str, Any], str, str, str | None]:
+        """Parse and validate fully (in a worker thread: large groups never block the loop)."""
+        payload = validate_payload(json.loads(body))
+        key = dedupe_key(payload)
+        incident_id = incident_id_for(payload, key)
+        resolved = _resolved_at(payload)
+        if time.monotonic() - known["at"] > SERVICES_TTL and not known["refreshing"]:
+            known["refreshing"] = True
+            threading.Thread(target=_refresh_services, daemon=True).start()
+        labels = {**payload["alerts"][0]["labels"], **payload["commonLabels"]}
+        check_service(labels.get("service") or labels.get("job") or labels.get("app") or "",
+                      known["services"])
+        return payload, key, incident_id, resolved
+
     async def _read_body(request: Request) -> bytes | None:
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > max_body):
             return None
         chunks, size = [], 0
+        deadline = time.monotonic() + BODY_TIMEOUT
         async for chunk in request.stream():
             size += len(chunk)
             if size > max_body:
                 return None
+            if time.monotonic() > deadline:
+                raise ClientDisconnect()
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -112,14 +200,9 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
         if body is None:
             return _error(413, f"body larger than {max_body} bytes")
         try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError):
+            payload, key, incident_id, resolved = await run_in_threadpool(_check, body)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             return _error(400, "body is not valid JSON (Alertmanager webhook v4 expected)")
-        try:
-            payload = validate_payload(payload)
-            key = dedupe_key(payload)
-            incident_id = incident_id_for(payload, key)
-            resolved = _resolved_at(payload)
         except InputError as exc:
             return _error(400, " ".join(str(exc).split())[:300])
         except (ValueError, TypeError, KeyError, OverflowError) as exc:
@@ -154,6 +237,7 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(_refresh_services)
         if start_workers:
             pool.start()
         try:

@@ -105,3 +105,15 @@ def test_templates_bad_format_is_one_line(tmp_path: Path) -> None:
                     "--out", str(tmp_path / "t.csv"))
     _assert_bad(res, tmp_path, "not a valid RE2 regular expression")
     assert not (tmp_path / "t.csv").exists()
+
+
+@pytest.mark.parametrize("start, needle", [
+    ("0001-01-01T00:00:00Z", "--start '0001-01-01T00:00:00Z' is outside 1990"),
+    ("-1", "--start '-1' is not a time"),
+    ("2026-11-20T09:00:00", "--start '2026-11-20T09:00:00' has no time zone"),
+])
+def test_impossible_or_zoneless_cli_times_are_one_line_errors(tmp_path: Path, demo_data: Path,
+                                                              start: str, needle: str) -> None:
+    res = _incident(tmp_path, "run", "--service", "payments", f"--start={start}",
+                    "--end", "2026-11-20T12:00:00Z", "--data", str(demo_data))
+    _assert_bad(res, tmp_path, needle)

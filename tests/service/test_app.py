@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from incident_lib.service.app import DEFAULT_MAX_BODY
 from incident_lib.service.jobqueue import QUEUE_FILE
 from tests.prom_servers import Proc, start_server
 
@@ -93,13 +94,13 @@ def test_wrong_or_missing_token_is_401(server: Proc, demo_data: Path, header: st
     assert httpx.get(f"{server.url}/incidents/x", headers=headers, timeout=5).status_code == 401
 
 
-def test_ten_megabyte_body_is_413(server: Proc) -> None:
-    body = b'{"version": "4", "pad": "' + b"x" * (10 << 20) + b'"}'
+def test_body_over_the_limit_is_413(server: Proc) -> None:
+    body = b'{"version": "4", "pad": "' + b"x" * (DEFAULT_MAX_BODY + 1024) + b'"}'
     r = httpx.post(f"{server.url}/webhook", content=body, headers=AUTH, timeout=30)
     assert r.status_code == 413
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: the streamed size is checked
-        for _ in range(10):
+        for _ in range(DEFAULT_MAX_BODY // (1 << 20) + 2):
             yield b"x" * (1 << 20)
 
     r = httpx.post(f"{server.url}/webhook", content=chunks(), headers=AUTH, timeout=30)
@@ -270,3 +271,101 @@ def test_incident_ids_from_hostile_labels_are_safe() -> None:
     assert validate_incident_id(iid) == iid
     assert iid.startswith("etc-x-pay-ments-31m-20261120t1047-")
     assert not set(iid) & set("/{}. \x1b") - {"."}
+
+
+# -- in-process checks of the HTTP side (no workers) ----------------------------------------
+
+
+def _client(demo_data: Path, tmp_path: Path, token: str = TOKEN) -> Any:
+    from starlette.testclient import TestClient
+
+    from incident_lib.service.app import create_app
+
+    app = create_app(demo_data / "incident.yaml", tmp_path / "runs", token, start_workers=False)
+    return TestClient(app)
+
+
+def test_token_with_a_trailing_newline_is_trimmed_and_said(
+        demo_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with _client(demo_data, tmp_path, token=TOKEN + "\n") as client:
+        r = client.post("/webhook", json=_payload(demo_data, "trim"), headers=AUTH)
+    assert r.status_code == 202, r.text
+    assert "INCIDENT_WEBHOOK_TOKEN had leading/trailing whitespace" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change, needle", [
+    (lambda p: [x.update(service="nope") for x in (p["commonLabels"], p["alerts"][0]["labels"])],
+     "service 'nope' is unknown"),
+    (lambda p: p.update(status="resolved") or p["alerts"][0].update(status="resolved",
+                                                                      endsAt="garbage"),
+     "endsAt 'garbage' is not an RFC 3339 time"),
+    (lambda p: p["alerts"][0].update(startsAt="0001-01-01T00:00:00Z"), "is before 1990"),
+    (lambda p: p["alerts"][0].update(startsAt="9999-12-31T00:00:00Z"), "is in the future"),
+    (lambda p: p["alerts"][0].update(startsAt=1763635620), "must be an RFC 3339 time string"),
+    (lambda p: p.update(version=4), "'version' must be \"4\" (a JSON string"),
+    (lambda p: p.update(receiver=["x"]), "'receiver' must be a JSON str"),
+])
+def test_bodies_that_cannot_be_investigated_are_400_before_any_job(
+        demo_data: Path, tmp_path: Path, change: Callable[[dict], Any], needle: str) -> None:
+    payload = _payload(demo_data, "bad")
+    change(payload)
+    with _client(demo_data, tmp_path) as client:
+        r = client.post("/webhook", json=payload, headers=AUTH)
+        assert r.status_code == 400, r.text
+        assert needle in r.json()["error"]
+        assert client.get("/healthz").json()["jobs"] == {} or \
+            sum(client.get("/healthz").json()["jobs"].values()) == 0
+
+
+def test_resolved_without_ends_at_resolves_at_receipt_time(demo_data: Path,
+                                                           tmp_path: Path) -> None:
+    payload = _payload(demo_data, "resolve-now")
+    payload["status"] = "resolved"
+    for a in payload["alerts"]:
+        a["status"] = "resolved"
+        a["endsAt"] = "0001-01-01T00:00:00Z"
+    before = time.time()
+    with _client(demo_data, tmp_path) as client:
+        r = client.post("/webhook", json=payload, headers=AUTH)
+        assert r.status_code == 202, r.text
+        job = client.get(f"/incidents/{r.json()['incident_id']}", headers=AUTH).json()
+    from incident_lib.core.model import parse_time
+
+    got = parse_time(job["resolved_at"]).timestamp()
+    assert before - 1 <= got <= time.time() + 1, job["resolved_at"]
+
+
+def test_slow_header_clients_are_disconnected(demo_data: Path, tmp_path: Path) -> None:
+    """Partial headers (slowloris) are cut after the header timeout; normal requests work."""
+    import asyncio
+    import socket
+    import threading
+
+    import uvicorn
+
+    from incident_lib.service.app import create_app, header_timeout_protocol
+    from tests.prom_servers import free_port
+
+    app = create_app(demo_data / "incident.yaml", tmp_path / "runs", TOKEN, start_workers=False)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            http=header_timeout_protocol(1.0), lifespan="off")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(srv.serve()), daemon=True)
+    thread.start()
+    try:
+        _wait(lambda: srv.started, 20, lambda: "uvicorn did not start")
+        socks = []
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            socks.append(s)
+        t0 = time.monotonic()
+        for s in socks:
+            assert s.recv(100) == b""  # the server closed it (a timeout here fails the test)
+            s.close()
+        assert time.monotonic() - t0 < 8
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    finally:
+        srv.should_exit = True
+        thread.join(10)
