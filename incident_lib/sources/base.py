@@ -23,6 +23,7 @@ __all__ = [
     "MAX_POINTS",
     "choose_step",
     "time_grid",
+    "nonfinite_warning",
 ]
 
 # Normalised column names every LogSource / ChangeSource returns.
@@ -125,3 +126,10 @@ def time_grid(start: pd.Timestamp, end: pd.Timestamp, step: float) -> np.ndarray
         return np.array([], dtype=float)
     n = math.floor((e - s) / step + 1e-9)
     return s + step * np.arange(n + 1, dtype=float)
+
+
+def nonfinite_warning(series: list[str]) -> str:
+    """The one warning both metric backends give when NaN/Inf samples spoiled some points."""
+    names = "; ".join(series[:3]) + (f"; and {len(series) - 3} more" if len(series) > 3 else "")
+    return (f"non-finite samples (NaN/Inf) in {len(series)} series: {names}. Points they "
+            "touch are dropped (a sum with a NaN is NaN), so these numbers have gaps")

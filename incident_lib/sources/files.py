@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from ..core.errors import SourceError
 from ..core.signals import get_signal
-from .base import CHANGE_COLUMNS, LOG_COLUMNS, QueryResult, time_grid
+from .base import CHANGE_COLUMNS, LOG_COLUMNS, QueryResult, nonfinite_warning, time_grid
 from .openmetrics import MetricStore, evaluate, parse_openmetrics
 from .textlogs import TextLog, is_text_log
 
@@ -90,9 +90,15 @@ class FilesMetricSource:
         sig = get_signal(signal)
         spec = _with_filters(sig.files, filters or {})
         grid = time_grid(start, end, step)
-        frame = evaluate(self.store, spec, grid)
+        flagged: list[str] = []
+        frame = evaluate(self.store, spec, grid, flagged)
         query = f"files:{self.path.name} {json.dumps(spec, sort_keys=True)} step={step:g}s"
-        return QueryResult(frame, query, self.backend, warnings=list(self.store.warnings))
+        warnings = list(self.store.warnings)
+        notes: dict[str, Any] = {}
+        if flagged:
+            notes["nonfinite_series"] = flagged[:20]
+            warnings.insert(0, nonfinite_warning(flagged))
+        return QueryResult(frame, query, self.backend, warnings=warnings, notes=notes)
 
 
 def _with_filters(spec: dict[str, Any], filters: dict[str, str]) -> dict[str, Any]:

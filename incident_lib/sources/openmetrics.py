@@ -11,7 +11,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,7 @@ from ..core.errors import SourceError
 __all__ = ["Series", "MetricStore", "parse_openmetrics", "evaluate", "LOOKBACK_S"]
 
 LOOKBACK_S = 300.0
+MAX_LINE = 1 << 16  # characters; a longer "line" (e.g. a NUL-filled region) is malformed
 _SAMPLE = re.compile(
     r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})?\s+(?P<value>\S+)(?:\s+(?P<ts>\S+))?"
     r"(?:\s+#.*)?$"
@@ -36,17 +37,34 @@ class Series:
     t: np.ndarray
     v: np.ndarray
     _adj: np.ndarray | None = field(default=None, repr=False)
+    _bad: np.ndarray | None = field(default=None, repr=False)
 
     def reset_adjusted(self) -> np.ndarray:
-        """Values with counter resets compensated (as Prometheus' rate loop does)."""
+        """Values with counter resets compensated (as Prometheus' rate loop does).
+
+        Resets next to a non-finite sample are not accumulated, so one NaN/Inf sample spoils
+        only the rate windows that contain it (see nonfinite_before), as in Prometheus.
+        """
         if self._adj is None:
             v = self.v
             drops = np.zeros_like(v)
             if len(v) > 1:
-                dec = v[1:] < v[:-1]
+                fin = np.isfinite(v)
+                dec = (v[1:] < v[:-1]) & fin[1:] & fin[:-1]
                 drops[1:] = np.where(dec, v[:-1], 0.0)
             self._adj = v + np.cumsum(drops)
         return self._adj
+
+    def nonfinite_before(self) -> np.ndarray:
+        """nonfinite_before()[i] = number of NaN/Inf samples among v[:i] (length len(v)+1)."""
+        if self._bad is None:
+            self._bad = np.concatenate([[0], np.cumsum(~np.isfinite(self.v))])
+        return self._bad
+
+    def describe(self, name: str) -> str:
+        """name{labels} as PromQL prints it."""
+        inner = ",".join(f'{k}="{v}"' for k, v in sorted(self.labels.items()))
+        return f"{name}{{{inner}}}"
 
 
 @dataclass
@@ -91,8 +109,13 @@ def parse_openmetrics(path: str | Path, max_warnings: int = 20) -> MetricStore:
     warnings: list[str] = []
     bad = 0
     with open(path, encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.rstrip("\n")
+        for lineno, line in _capped_lines(fh):
+            if line is None:
+                bad += 1
+                if len(warnings) < max_warnings:
+                    warnings.append(f"{path.name}:{lineno}: skipped line (longer than "
+                                    f"{MAX_LINE} characters)")
+                continue
             if not line or line.startswith("#"):
                 parts = line.split(None, 3)
                 if len(parts) >= 4 and parts[1] == "TYPE":
@@ -141,6 +164,23 @@ def parse_openmetrics(path: str | Path, max_warnings: int = 20) -> MetricStore:
     return MetricStore(series, types, warnings)
 
 
+def _capped_lines(fh: IO[str]) -> Any:
+    """(line number, line without newline) pairs; None for a line over MAX_LINE characters,
+    which is skipped without being held in memory."""
+    lineno = 0
+    while True:
+        line = fh.readline(MAX_LINE + 1)
+        if not line:
+            return
+        lineno += 1
+        if len(line) > MAX_LINE and not line.endswith("\n"):
+            while line and not line.endswith("\n"):  # skip the rest of the long line
+                line = fh.readline(1 << 20)
+            yield lineno, None
+            continue
+        yield lineno, line.rstrip("\n")
+
+
 def _matches(labels: dict[str, str], match: dict[str, str]) -> bool:
     for k, want in match.items():
         have = labels.get(k, "")
@@ -176,6 +216,8 @@ def _rate(s: Series, grid: np.ndarray, rng: float) -> np.ndarray:
     interval = interval + np.where(to_end < thr, to_end, avg / 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         val = result * (interval / sampled) / rng
+    bad = s.nonfinite_before()
+    val[(bad[hi + 1] - bad[lo]) > 0] = np.nan  # a NaN/Inf sample in the window spoils it
     out[ok] = val
     return out
 
@@ -190,21 +232,41 @@ def _instant(s: Series, grid: np.ndarray) -> np.ndarray:
     return out
 
 
+def _present(s: Series, grid: np.ndarray, rng: float, rate: bool) -> np.ndarray:
+    """Where a series has a point at all (NaN from a NaN sample is present, as in Prometheus)."""
+    hi = np.searchsorted(s.t, grid, side="right") - 1
+    if rate:
+        return (hi - np.searchsorted(s.t, grid - rng, side="left")) >= 1
+    ok = hi >= 0
+    ok[ok] = s.t[hi[ok]] >= grid[ok] - LOOKBACK_S
+    return ok
+
+
 def _sum_by(
-    store: MetricStore, spec: dict[str, Any], grid: np.ndarray, rng: float, by: list[str]
+    store: MetricStore, spec: dict[str, Any], grid: np.ndarray, rng: float, by: list[str],
+    flagged: list[str] | None = None,
 ) -> dict[tuple, np.ndarray]:
+    """sum by (...): a NaN/Inf point of any member makes the sum non-finite (Prometheus);
+    the series responsible are appended to flagged."""
     metric = spec["metric"]
     match = spec.get("match", {})
-    groups: dict[tuple, list[np.ndarray]] = defaultdict(list)
+    rate = spec["op"] == "rate_sum"
+    groups: dict[tuple, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
     for s in store.series.get(metric, []):
         if not _matches(s.labels, match):
             continue
-        vals = _rate(s, grid, rng) if spec["op"] == "rate_sum" else _instant(s, grid)
-        groups[tuple(s.labels.get(b, "") for b in by)].append(vals)
+        vals = _rate(s, grid, rng) if rate else _instant(s, grid)
+        present = _present(s, grid, rng, rate)
+        bad = present & ~np.isfinite(vals)
+        if bad.any() and flagged is not None:
+            desc = f"{s.describe(metric)}: {int(bad.sum())} of {len(grid)} points non-finite"
+            if desc not in flagged:
+                flagged.append(desc)
+        groups[tuple(s.labels.get(b, "") for b in by)].append((vals, present))
     out = {}
-    for key, arrs in groups.items():
-        stack = np.vstack(arrs)
-        present = ~np.isnan(stack)
+    for key, pairs in groups.items():
+        stack = np.vstack([v for v, _ in pairs])
+        present = np.vstack([p for _, p in pairs])
         total = np.where(present, stack, 0.0).sum(axis=0)
         out[key] = np.where(present.any(axis=0), total, np.nan)
     return out
@@ -244,14 +306,15 @@ def _histogram_quantile(q: float, buckets: list[tuple[float, np.ndarray]]) -> np
     return out
 
 
-def _eval(store: MetricStore, spec: dict[str, Any], grid: np.ndarray, rng: float):
+def _eval(store: MetricStore, spec: dict[str, Any], grid: np.ndarray, rng: float,
+          flagged: list[str] | None = None):
     op = spec["op"]
     by = list(spec.get("by", []))
     if op in ("rate_sum", "gauge_sum"):
-        return by, _sum_by(store, spec, grid, rng, by)
+        return by, _sum_by(store, spec, grid, rng, by, flagged)
     if op == "ratio":
-        by_n, num = _eval(store, spec["num"], grid, rng)
-        by_d, den = _eval(store, spec["den"], grid, rng)
+        by_n, num = _eval(store, spec["num"], grid, rng, flagged)
+        by_d, den = _eval(store, spec["den"], grid, rng, flagged)
         out = {}
         for key, n in num.items():
             if key in den:
@@ -260,7 +323,7 @@ def _eval(store: MetricStore, spec: dict[str, Any], grid: np.ndarray, rng: float
                     out[key] = n / d
         return by_n, out
     if op == "histogram_quantile":
-        per = _sum_by(store, {**spec, "op": "rate_sum"}, grid, rng, [*by, "le"])
+        per = _sum_by(store, {**spec, "op": "rate_sum"}, grid, rng, [*by, "le"], flagged)
         grouped: dict[tuple, list[tuple[float, np.ndarray]]] = defaultdict(list)
         for key, arr in per.items():
             try:
@@ -272,10 +335,15 @@ def _eval(store: MetricStore, spec: dict[str, Any], grid: np.ndarray, rng: float
     raise SourceError(f"files signal op {op!r} is not supported")
 
 
-def evaluate(store: MetricStore, spec: dict[str, Any], grid: np.ndarray) -> pd.DataFrame:
-    """Evaluate a files signal definition at grid times (epoch s) -> long frame (finite values)."""
+def evaluate(store: MetricStore, spec: dict[str, Any], grid: np.ndarray,
+             flagged: list[str] | None = None) -> pd.DataFrame:
+    """Evaluate a files signal definition at grid times (epoch s) -> long frame (finite values).
+
+    Points made non-finite by NaN/Inf samples are dropped; the series holding those samples
+    are appended to `flagged` (name{labels}: how many points) so the caller can say so.
+    """
     rng = float(spec.get("range", 60))
-    by, result = _eval(store, spec, grid, rng)
+    by, result = _eval(store, spec, grid, rng, flagged)
     frames = []
     times = pd.to_datetime(grid, unit="s", utc=True)
     for key, arr in sorted(result.items()):

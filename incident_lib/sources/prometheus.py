@@ -19,7 +19,7 @@ import pandas as pd
 from ..core.config import secret_from_env
 from ..core.errors import InputError, QueryError, SourceError
 from ..core.signals import get_signal, render_promql
-from .base import MAX_POINTS, QueryResult, choose_step, time_grid
+from .base import MAX_POINTS, QueryResult, choose_step, nonfinite_warning, time_grid
 
 __all__ = ["PrometheusMetricSource", "DEFAULT_TIMEOUT", "RETRY_STATUS"]
 
@@ -181,9 +181,13 @@ class PrometheusMetricSource:
 
     def query_range(
         self, promql: str, start: pd.Timestamp, end: pd.Timestamp, step: float | None = None,
-        by: list[str] | None = None,
+        by: list[str] | None = None, nan_is_bad: bool = True,
     ) -> QueryResult:
-        """Evaluate PromQL on the files backend's grid, chunked to <= max_points per request."""
+        """Evaluate PromQL on the files backend's grid, chunked to <= max_points per request.
+
+        Non-finite points are dropped and their series named in a warning (NaN only when
+        nan_is_bad: in a ratio, NaN is also 0/0, "no traffic", which is not bad data).
+        """
         step = float(step) if step else choose_step(start, end)
         if step <= 0:
             raise InputError("step must be positive")
@@ -212,9 +216,15 @@ class PrometheusMetricSource:
                     vs.append(_float(v))
         labels = by if by is not None else sorted({k for key in points for k, _ in key})
         frames = []
+        flagged: list[str] = []
         for key in sorted(points):
             t, v = np.asarray(points[key][0]), np.asarray(points[key][1], dtype=float)
             ok = np.isfinite(v)  # absent points, NaN (0/0) and Inf are dropped, as in files
+            bad = np.isinf(v) | (np.isnan(v) if nan_is_bad else False)
+            if bad.any():
+                inner = ",".join(f'{k}="{val}"' for k, val in key)
+                flagged.append(f"{{{inner}}}: {int(bad.sum())} of {len(grid)} points "
+                               "non-finite")
             if not ok.any():
                 continue
             df = pd.DataFrame({"time": pd.to_datetime(t[ok], unit="s", utc=True), "value": v[ok]})
@@ -228,9 +238,13 @@ class PrometheusMetricSource:
         else:
             frame = pd.DataFrame(columns=["time", *labels, "value"])
             warnings.append(f"no data for {query}")
-        notes = {"step": step, "points": int(len(grid)), "requests": len(chunks),
-                 "start": float(grid[0]) if len(grid) else None,
-                 "end": float(grid[-1]) if len(grid) else None}
+        notes: dict[str, Any] = {"step": step, "points": int(len(grid)),
+                                 "requests": len(chunks),
+                                 "start": float(grid[0]) if len(grid) else None,
+                                 "end": float(grid[-1]) if len(grid) else None}
+        if flagged:
+            notes["nonfinite_series"] = flagged[:20]
+            warnings.insert(0, nonfinite_warning(flagged))
         return QueryResult(frame, query, self.backend, warnings=warnings, notes=notes)
 
     def query_signal(
@@ -244,4 +258,5 @@ class PrometheusMetricSource:
         """Evaluate a named signal's PromQL (filters as escaped literals) every step seconds."""
         sig = get_signal(signal)
         promql = render_promql(sig, filters)
-        return self.query_range(promql, start, end, step, by=_by_labels(sig.files))
+        return self.query_range(promql, start, end, step, by=_by_labels(sig.files),
+                                nan_is_bad=sig.files.get("op") != "ratio")

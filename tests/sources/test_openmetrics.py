@@ -91,3 +91,49 @@ def test_ratio_and_sum_by(tmp_path: Path) -> None:
     df = evaluate(store, spec, np.array([120.0, 180.0]))
     assert list(df["service"]) == ["a", "a"]
     assert df["value"].to_numpy() == pytest.approx([0.1, 0.1])
+
+
+def _ratio_file(tmp_path: Path, bad_value: str) -> Path:
+    """A 10% error ratio; one sample of the 200s counter at t=600 is replaced by bad_value."""
+    f = tmp_path / "m.om"
+    lines = []
+    for t in range(0, 1800, 15):
+        ok = bad_value if t == 600 else str(t * 9)
+        lines.append(f'req_total{{service="a",status="200"}} {ok} {t}')
+        lines.append(f'req_total{{service="a",status="500"}} {t} {t}')
+    f.write_text("\n".join(lines) + "\n")
+    return f
+
+
+@pytest.mark.parametrize("bad_value", ["+Inf", "NaN", "-Inf"])
+def test_a_non_finite_sample_never_skews_a_sum_and_its_series_is_named(
+        tmp_path: Path, bad_value: str) -> None:
+    store = parse_openmetrics(_ratio_file(tmp_path, bad_value))
+    spec = {"op": "ratio", "range": 60,
+            "num": {"op": "rate_sum", "metric": "req_total", "match": {"status": "~5.."},
+                    "by": ["service"]},
+            "den": {"op": "rate_sum", "metric": "req_total", "by": ["service"]}}
+    grid = np.arange(120.0, 1800.0, 15.0)
+    flagged: list[str] = []
+    df = evaluate(store, spec, grid, flagged)
+    # every point that is reported is the true 10%; the points whose window holds the bad
+    # sample are missing (Prometheus: the sum is NaN), never 100% from a lost denominator
+    assert df["value"].to_numpy() == pytest.approx(np.full(len(df), 0.1))
+    missing = sorted(set(grid) - {t.timestamp() for t in df["time"]})
+    assert missing and min(missing) >= 600 and max(missing) <= 660
+    assert flagged == [f'req_total{{service="a",status="200"}}: {len(missing)} of '
+                       f'{len(grid)} points non-finite']
+
+
+def test_an_overlong_metrics_line_is_skipped_and_counted(tmp_path: Path) -> None:
+    from incident_lib.sources import openmetrics
+
+    f = tmp_path / "m.om"
+    with open(f, "w") as fh:
+        fh.write('up{job="a"} 1 100\n')
+        fh.write("\x00" * (openmetrics.MAX_LINE * 40))  # a NUL region with no newline
+        fh.write('\nup{job="a"} 0 130\n')
+    store = parse_openmetrics(f)
+    assert list(store.series["up"][0].t) == [100.0, 130.0]
+    assert store.warnings[0] == f"m.om:2: skipped line (longer than {openmetrics.MAX_LINE} " \
+                                "characters)"
