@@ -32,10 +32,51 @@ from ..core.storage import (
     validate_incident_id,
 )
 
-__all__ = ["Run", "build_sources", "resolve_run", "run_path", "STAGES", "DEMO_RUN_ID"]
+__all__ = ["Run", "build_sources", "resolve_run", "run_path", "STAGES", "DEMO_RUN_ID",
+           "evidence_health"]
 
 STAGES = ["triage", "correlation", "five_whys", "postmortem"]
 DEMO_RUN_ID = "demo-payments"
+# Which evidence records belong to which kind of telemetry (by recorded name).
+EVIDENCE_KINDS = {"metrics": ("signal_",), "logs": ("log_volume", "logs", "field_counts"),
+                  "changes": ("changes",)}
+
+
+def evidence_health(index: dict[str, Any]) -> dict[str, Any]:
+    """What the recorded evidence cannot support: per kind (metrics/logs/changes) whether it
+    was recorded, how many queries came back empty or partial, the series with NaN/Inf
+    samples, and a one-line summary (empty when all is well)."""
+    kinds: dict[str, dict[str, Any]] = {}
+    nonfinite: list[str] = []
+    for kind, prefixes in EVIDENCE_KINDS.items():
+        names = [n for n in index if any(n == p or (p.endswith("_") and n.startswith(p))
+                                         for p in prefixes)]
+        metas = [index[n] for n in names]
+        kinds[kind] = {
+            "recorded": len(names),
+            "empty": sorted(n for n, m in zip(names, metas, strict=True) if not m.get("rows")),
+            "partial": sorted(n for n, m in zip(names, metas, strict=True) if m.get("partial")),
+            "rows": int(sum(int(m.get("rows") or 0) for m in metas)),
+        }
+        for m in metas:
+            for series in (m.get("notes") or {}).get("nonfinite_series") or []:
+                if series not in nonfinite:
+                    nonfinite.append(str(series))
+    problems = []
+    missing = [k for k, v in kinds.items() if v["recorded"] and not v["rows"]]
+    if missing:
+        problems.append(f"no {' and no '.join(missing)} in the window (0 rows)")
+    for kind, v in kinds.items():
+        if v["rows"] and v["empty"]:
+            problems.append(f"{len(v['empty'])} of {v['recorded']} {kind} queries returned "
+                            "0 rows")
+        if v["partial"]:
+            problems.append(f"{kind} partial ({', '.join(v['partial'][:3])})")
+    if nonfinite:
+        problems.append(f"NaN/Inf samples in {len(nonfinite)} series ({nonfinite[0]}"
+                        + (", ..." if len(nonfinite) > 1 else "") + ")")
+    return {"kinds": kinds, "missing": missing, "nonfinite_series": nonfinite[:20],
+            "summary": "; ".join(problems)}
 
 
 def build_sources(sources: dict[str, Any]) -> tuple[MetricSource, LogSource, ChangeSource]:
@@ -140,6 +181,11 @@ class Run:
         """Metadata of all recorded evidence (query text, rows, partial, warnings)."""
         p = self.path / "evidence" / "index.json"
         return json.loads(p.read_text("utf-8")) if p.is_file() else {}
+
+    def evidence_health(self) -> dict[str, Any]:
+        """Which evidence kinds had 0 rows, partial answers or NaN/Inf samples (see
+        evidence_health())."""
+        return evidence_health(self.evidence_index())
 
     def save_findings(self, stage: str, data: dict[str, Any] | Findings) -> Path:
         """Write findings/<stage>.json atomically in the versioned envelope."""

@@ -46,10 +46,15 @@ def golden_signals(run: Run) -> Section:
                          "max": v.max()})
     table = pd.DataFrame(rows)
     no_data = [n for n, df in frames.items() if df.empty]
-    md = md_table(table, max_rows=40)
+    health = run.evidence_health()
+    md = ""
+    if health["summary"]:  # first thing on screen: what these numbers cannot be trusted for
+        md += f"**Evidence health:** {md_inline(health['summary'])}\n\n"
+    md += md_table(table, max_rows=40)
     if no_data:
         md += f"\nNo data for: {', '.join(md_inline(n) for n in no_data)}.\n"
-    return Section("Golden signals", md, {"frames": frames, "no_data": no_data})
+    return Section("Golden signals", md, {"frames": frames, "no_data": no_data,
+                                          "nonfinite_series": health["nonfinite_series"]})
 
 
 def log_volume(run: Run) -> Section:
@@ -168,6 +173,10 @@ def measure_impact(run: Run, sig: Section, onset: Section) -> Section:
         cur = g[(g.index >= t_on) & (g.index <= t_end)].median()
         if base and not pd.isna(base) and not pd.isna(cur):
             ratios.append(cur / base)
+    caveats = []
+    bad = list(sig.data.get("nonfinite_series") or [])
+    if bad:
+        caveats.append(f"computed with gaps: NaN/Inf samples in {len(bad)} series ({bad[0]})")
     per = []
     for svc in onset.data["affected"]:
         row = {"service": svc}
@@ -188,8 +197,10 @@ def measure_impact(run: Run, sig: Section, onset: Section) -> Section:
         "customer_latency_ratio": max(ratios) if ratios else 1.0,
         "per_service": per,
         "users_affected": None,
+        "caveats": caveats,
     }
-    md = (f"- **Affected services:** {', '.join(md_inline(s) for s in data['affected_services'])}"
+    md = "".join(f"**Caution:** {md_inline(c)}\n\n" for c in caveats)
+    md += (f"- **Affected services:** {', '.join(md_inline(s) for s in data['affected_services'])}"
           f"\n- **Customer-facing ({', '.join(md_inline(e) for e in eps)}) requests failing:** "
           f"{fmt_pct(share, 2)} (~{data['failed_requests']:,} of {data['total_requests']:,})"
           f"\n- **Customer-facing p99 latency:** x{data['customer_latency_ratio']:.1f} baseline"
@@ -324,9 +335,10 @@ def _with_outcome(run: Run, findings: TriageFindings) -> TriageFindings:
 
 def save(run: Run, sig: Section, onset: Section, impact: Section, severity: Section,
          changes: Section, update: Section, similar: Section | None = None) -> Path:
-    """Write findings/triage.json (with the outcome of the investigation so far)."""
-    return run.save_findings("triage", _with_outcome(run, collect(
-        sig, onset, impact, severity, changes, update, similar)))
+    """Write findings/triage.json (with the outcome so far and the evidence health)."""
+    found = _with_outcome(run, collect(sig, onset, impact, severity, changes, update, similar))
+    found.extra["evidence_health"] = run.evidence_health()  # what the numbers rest on
+    return run.save_findings("triage", found)
 
 
 def run(run: Run, *, save: bool = True, frames: dict[str, pd.DataFrame] | None = None,
@@ -354,6 +366,7 @@ def run(run: Run, *, save: bool = True, frames: dict[str, pd.DataFrame] | None =
     update = status_update(run, severity, impact, changes, action,
                            recommendation=recommendation, cause_stated=cause_stated)
     findings = _with_outcome(run, collect(sig, onset, impact, severity, changes, update))
+    findings.extra["evidence_health"] = run.evidence_health()
     if save:
         run.save_findings("triage", findings)
     return findings
