@@ -114,12 +114,59 @@ def _with_filters(spec: dict[str, Any], filters: dict[str, str]) -> dict[str, An
 
 
 _BATCH_LINES = 100_000
+# Epoch numbers: the unit is inferred from the size (times between 1973 and 2286 in each unit).
+_EPOCH_UNITS = [(1e11, "s"), (1e14, "ms"), (1e17, "us"), (float("inf"), "ns")]
+
+
+def epoch_unit(value: float) -> str:
+    """s, ms, us or ns for an epoch number, inferred from its size."""
+    return next(unit for limit, unit in _EPOCH_UNITS if abs(value) < limit)
+
+
+def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested ECS objects ({"service": {"name": ...}}) as dotted keys (service.name)."""
+    out: dict[str, Any] = {}
+    for k, v in obj.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{key}."))
+        else:
+            out[key] = v
+    return out
+
+
+def _flat_table(table: pa.Table) -> pa.Table:
+    """Struct columns (nested ECS read by Arrow) flattened to dotted names."""
+    while any(pa.types.is_struct(f.type) for f in table.schema):
+        table = table.flatten()
+    return table
+
+
+def _row_time(value: Any, units: set[str]) -> pd.Timestamp:
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a time")
+    if isinstance(value, int | float):
+        unit = epoch_unit(value)
+        units.add(unit)
+        return pd.Timestamp(value, unit=unit, tz="UTC")
+    ts = pd.Timestamp(value)
+    if ts is pd.NaT:
+        raise ValueError("empty time")
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts
+
+
+def _units_note(path: Path, time_field: str, units: set[str]) -> str:
+    names = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
+    return (f"{path.name}: {time_field} holds epoch numbers, read as "
+            f"{' and '.join(names[u] for u in sorted(units))} since 1970 (unit inferred from "
+            "their size)")
 
 
 def _tolerant_batches(path: Path, time_field: str, warnings: list[str]) -> Iterator[pa.Table]:
     """Line-by-line NDJSON reader: skips malformed lines, naming them by line number."""
     rows: list[dict[str, Any]] = []
     bad = 0
+    units: set[str] = set()
     with open(path, encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -128,8 +175,8 @@ def _tolerant_batches(path: Path, time_field: str, warnings: list[str]) -> Itera
                 obj = json.loads(line)
                 if not isinstance(obj, dict):
                     raise ValueError("not an object")
-                ts = pd.Timestamp(obj[time_field])
-                obj[time_field] = ts.tz_localize("UTC") if ts.tzinfo is None else ts
+                obj = _flatten(obj)
+                obj[time_field] = _row_time(obj[time_field], units)
                 rows.append(obj)
             except (ValueError, KeyError, TypeError) as exc:
                 bad += 1
@@ -140,6 +187,8 @@ def _tolerant_batches(path: Path, time_field: str, warnings: list[str]) -> Itera
                 rows = []
     if rows:
         yield _rows_table(rows, time_field)
+    if units:
+        warnings.insert(0, _units_note(path, time_field, units))
     if bad > len(warnings):
         warnings.append(f"{path.name}: {bad} malformed lines skipped in all")
 
@@ -156,9 +205,13 @@ def _rows_table(rows: list[dict[str, Any]], time_field: str) -> pa.Table:
 def _arrow_batches(path: Path, time_field: str) -> Iterator[pa.Table]:
     """Streaming NDJSON/Parquet reader (bounded memory); raises ArrowInvalid on bad input."""
     if path.suffix == ".parquet":
-        pf = pq.ParquetFile(path)
-        for batch in pf.iter_batches(batch_size=_BATCH_LINES):
-            yield pa.Table.from_batches([batch])
+        try:  # a damaged Parquet file is an error, never re-read as text
+            pf = pq.ParquetFile(path)
+            for batch in pf.iter_batches(batch_size=_BATCH_LINES):
+                yield pa.Table.from_batches([batch])
+        except (pa.ArrowException, OSError) as exc:
+            raise SourceError(f"{path} is not a readable Parquet file "
+                              f"({' '.join(str(exc).split())[:120]}): export it again") from None
         return
     opts = pj.ParseOptions(
         explicit_schema=pa.schema([(time_field, pa.timestamp("ms", tz="UTC"))]),
@@ -200,9 +253,11 @@ class _TableFile:
         lo = pa.scalar(start.to_pydatetime(), pa.timestamp("ms", tz="UTC"))
         hi = pa.scalar(end.to_pydatetime(), pa.timestamp("ms", tz="UTC"))
         for table in tables:
+            table = _flat_table(table)
             if tf not in table.column_names or not table.num_rows:
                 continue
-            ts = table.column(tf).cast(pa.timestamp("ms", tz="UTC"))
+            ts = self._times(table.column(tf))
+            table = table.set_column(table.column_names.index(tf), tf, ts)
             table = table.filter(pc.and_(pc.greater_equal(ts, lo), pc.less_equal(ts, hi)))
             if not table.num_rows:
                 continue
@@ -217,10 +272,28 @@ class _TableFile:
             df["time"] = pd.to_datetime(df["time"], utc=True)
             yield df
 
+    def _times(self, col: pa.ChunkedArray) -> pa.ChunkedArray:
+        """A time column as ms timestamps; epoch numbers by their inferred unit (noted)."""
+        if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+            valid = pc.drop_null(col)
+            if len(valid):
+                unit = epoch_unit(float(pc.max(pc.abs(valid)).as_py()))
+                self._units.add(unit)
+                if pa.types.is_integer(col.type):  # exact integer arithmetic (ns > 2**53)
+                    col = pc.cast(col, pa.int64())
+                    col = (pc.multiply(col, 1000) if unit == "s" else col if unit == "ms"
+                           else pc.divide(col, 1000 if unit == "us" else 1_000_000))
+                else:
+                    scale = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6}[unit]
+                    col = pc.cast(pc.multiply(col, scale), pa.int64(), safe=False)
+            return pc.cast(col, pa.timestamp("ms", tz="UTC"))
+        return pc.cast(col, pa.timestamp("ms", tz="UTC"), safe=False)  # sub-ms cut, not fatal
+
     def _scan(self, start: pd.Timestamp, end: pd.Timestamp, columns: list[str],
               consume: Any) -> list[str]:
         """Feed every batch to consume(frame); on malformed input restart tolerantly."""
         warnings: list[str] = []
+        self._units: set[str] = set()
         try:
             for df in self._frames(start, end, columns, warnings):
                 consume(df)
@@ -230,6 +303,8 @@ class _TableFile:
             tables = _tolerant_batches(self.path, self.fields["time"], warnings)
             for df in self._filtered(tables, start, end, columns):
                 consume(df)
+        if self._units:
+            warnings.insert(0, _units_note(self.path, self.fields["time"], self._units))
         return warnings
 
     def _slice(

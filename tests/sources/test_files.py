@@ -6,7 +6,11 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
 
+from incident_lib.errors import SourceError
 from incident_lib.sources.files import FilesChangeSource, FilesLogSource, FilesMetricSource
 
 
@@ -72,3 +76,67 @@ def test_changes_and_metrics_on_demo(demo_data: Path) -> None:
                          pd.Timestamp("2026-11-20T11:00Z"), 60, filters={"service": "payments"})
     assert set(res.frame["service"]) == {"payments"}
     assert res.frame["value"].median() > 0.3
+
+
+_BASE = 1795165205  # 2026-11-20T09:00:05Z
+_WINDOW = (pd.Timestamp(_BASE, unit="s", tz="UTC"), pd.Timestamp(_BASE + 600, unit="s", tz="UTC"))
+
+
+def _epoch_rows(mult: int) -> list[dict]:
+    return [{"@timestamp": (_BASE + i * 60) * mult, "service.name": "a", "log.level": "error",
+             "message": f"m{i}"} for i in range(5)]
+
+
+@pytest.mark.parametrize("unit, mult, word", [("s", 1, "seconds"), ("ms", 1000, "milliseconds"),
+                                              ("us", 10**6, "microseconds"),
+                                              ("ns", 10**9, "nanoseconds")])
+@pytest.mark.parametrize("fmt", ["ndjson", "parquet"])
+def test_epoch_number_timestamps_are_read_and_their_unit_stated(
+        tmp_path: Path, unit: str, mult: int, word: str, fmt: str) -> None:
+    rows = _epoch_rows(mult)
+    path = tmp_path / f"l.{fmt}"
+    if fmt == "ndjson":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    res = FilesLogSource(path).read_logs(*_WINDOW)
+    assert [t.isoformat() for t in res.frame["time"]] == [
+        pd.Timestamp(_BASE + i * 60, unit="s", tz="UTC").isoformat() for i in range(5)]
+    assert f"@timestamp holds epoch numbers, read as {word} since 1970" in res.warnings[0]
+    counts = FilesLogSource(path).count_over_time(*_WINDOW, "1min", ["service"])
+    assert int(counts.frame["count"].sum()) == 5
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "parquet"])
+def test_nested_ecs_objects_are_read_like_dotted_names(tmp_path: Path, fmt: str) -> None:
+    rows = [{"@timestamp": f"2026-11-20T09:0{i}:05Z", "service": {"name": "pay"},
+             "log": {"level": "error"}, "host": {"name": "h1"}, "message": f"m{i}"}
+            for i in range(3)]
+    path = tmp_path / f"l.{fmt}"
+    if fmt == "ndjson":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    res = FilesLogSource(path).read_logs(*_WINDOW)
+    assert list(res.frame["service"]) == ["pay"] * 3
+    assert list(res.frame["level"]) == ["error"] * 3
+    assert list(res.frame["host"]) == ["h1"] * 3
+
+
+def test_a_truncated_parquet_file_is_one_clear_error(tmp_path: Path) -> None:
+    whole = tmp_path / "whole.parquet"
+    pq.write_table(pa.Table.from_pylist(_epoch_rows(1000)), whole)
+    cut = tmp_path / "logs.parquet"
+    data = whole.read_bytes()
+    cut.write_bytes(data[:int(len(data) * 0.8)])
+    with pytest.raises(SourceError, match=r"logs.parquet is not a readable Parquet file .*: "
+                                          "export it again"):
+        FilesLogSource(cut).read_logs(*_WINDOW)
+
+
+def test_sub_millisecond_iso_times_are_not_fatal(tmp_path: Path) -> None:
+    path = tmp_path / "l.ndjson"
+    path.write_text(json.dumps({"@timestamp": "2026-11-20T09:01:05.123456789Z",
+                                "service.name": "a", "message": "x", "extra": [1]}) + "\n")
+    res = FilesLogSource(path).read_logs(*_WINDOW)
+    assert res.frame["time"].iloc[0].isoformat() == "2026-11-20T09:01:05.123000+00:00"
