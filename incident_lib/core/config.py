@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
@@ -12,7 +13,7 @@ from .errors import ConfigError, InputError
 from .model import Severity
 
 __all__ = ["load_config", "resolve_sources", "DEFAULT_SEVERITY_POLICY", "POLICY_CONDITIONS",
-           "validate_severity_policy", "secret_from_env"]
+           "validate_severity_policy", "secret_from_env", "check_no_credentials"]
 
 # Ordered rules: the first whose conditions all hold gives the severity.
 DEFAULT_SEVERITY_POLICY: list[dict[str, Any]] = [
@@ -73,6 +74,8 @@ def load_config(path: str | Path | None = None, data_dir: str | Path | None = No
         if isinstance(spec, dict) and spec.get("kind") not in _SOURCE_KINDS:
             raise ConfigError(f"{p}: sources.{kind}.kind is {str(spec.get('kind'))[:40]!r}: use "
                               f"one of {', '.join(sorted(_SOURCE_KINDS))}")
+    if isinstance(data["sources"], dict):
+        check_no_credentials(data["sources"])  # at load: `incident serve` fails at startup
     data["_base"] = str(p.parent.resolve())
     return data
 
@@ -102,6 +105,30 @@ def validate_severity_policy(policy: Any, where: str = "") -> list[dict[str, Any
     return out
 
 
+def _holds_credentials(value: str) -> bool:
+    """True for a URL with user:password@ or a secret-looking query parameter."""
+    if "://" not in value:
+        return False
+    try:
+        parts = urlsplit(value.strip())
+        query = parse_qsl(parts.query)
+    except ValueError:
+        return "@" in value.split("://", 1)[1].split("/", 1)[0]
+    return ("@" in parts.netloc or any(k.lower() in _SECRET_KEYS | {"access_token", "auth"}
+                                       for k, _ in query))
+
+
+def check_no_credentials(sources: dict[str, Any]) -> None:
+    """Refuse credentials written into backend URLs (they would land in incident.json, the
+    report and logs); the error names the field, never its value."""
+    for kind, spec in (sources or {}).items():
+        for key, value in (spec or {}).items() if isinstance(spec, dict) else ():
+            if isinstance(value, str) and _holds_credentials(value):
+                raise ConfigError(f"config: sources.{kind}.{key} holds credentials in the URL: "
+                                 "remove them and use username + password_env, token_env or "
+                                 "api_key_env (secrets come from the environment)")
+
+
 def resolve_sources(config: dict) -> tuple[dict[str, Any], dict[str, Any]]:
     """Sources with paths made absolute, and the topology; secrets stay env-var names only."""
     base = Path(config.get("_base", "."))
@@ -119,6 +146,7 @@ def resolve_sources(config: dict) -> tuple[dict[str, Any], dict[str, Any]]:
         if spec.get("ca_bundle"):  # notebooks run in the run folder: make it absolute
             spec["ca_bundle"] = str((base / spec["ca_bundle"]).resolve())
         sources[kind] = spec
+    check_no_credentials(sources)
     topo = config.get("topology") or {}
     if isinstance(topo, str):
         tpath = base / topo
