@@ -166,10 +166,12 @@ class Incident:
         return "| | |\n|---|---|\n" + body + "\n"
 
     def _repr_html_(self) -> str:
+        from .safe import clean_text
+
         rows = self._rows()
         cells = "".join(
             f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
-            f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>"
+            f"<td style='text-align:left'>{html.escape(clean_text(v))}</td></tr>"
             for k, v in rows
         )
         return f"<table>{cells}</table>"

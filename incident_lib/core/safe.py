@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 __all__ = ["clean_text", "md_inline", "md_code", "md_fence", "md_table", "table_frame",
-           "fmt_number", "fmt_scalar", "MAX_LINE"]
+           "fmt_number", "fmt_scalar", "strip_controls", "MAX_LINE"]
 
 MAX_LINE = 500
 # C0/C1 controls except tab/newline, ANSI escape sequences, bidi and zero-width controls.
@@ -26,6 +26,11 @@ _TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
 _ENTITY = re.compile(r"&(?=#[0-9]{1,7};|#[xX][0-9a-fA-F]{1,6};|[A-Za-z][A-Za-z0-9]{0,31};)")
 _URL = re.compile(r"\S*(?:://|www\.)\S*", re.I)
 _MD_LEADING = re.compile(r"^(\s*)(>|[-=+#]+(?=\s|$)|\d+[.)](?=\s|$))")
+
+
+def strip_controls(text: str) -> str:
+    """text without ANSI sequences and control/bidi/zero-width characters (any length)."""
+    return _CTRL.sub("", _ANSI.sub("", text))
 
 
 def clean_text(value: Any, max_len: int = MAX_LINE) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..core.errors import StageError
-from ..core.safe import clean_text, fmt_scalar, table_frame
+from ..core.safe import clean_text, fmt_scalar, strip_controls, table_frame
 
 __all__ = ["Section", "Figure", "md_to_html", "html_table", "HTML_MAX_ROWS"]
 
@@ -48,7 +48,7 @@ _NUMBER = re.compile(r"[-+]?(?:\d[\d,]*)?\.?\d+(?:e[-+]?\d+)?%?|x\d+(?:\.\d+)?",
 
 def md_to_html(markdown: str) -> str:
     """Render Markdown to HTML with raw HTML escaped and javascript:/data: links disarmed."""
-    return _CELL.sub(_align, str(_markdown()(markdown or "")))
+    return _CELL.sub(_align, str(_markdown()(strip_controls(markdown or ""))))
 
 
 def _align(m: re.Match[str]) -> str:
@@ -101,7 +101,7 @@ class Section:
     def _repr_html_(self) -> str:
         """The same content as HTML for JupyterLab and the HTML export (untrusted text inert)."""
         return (f"<div class='incident-section' style='{_SECTION_STYLE}'>"
-                f"<h3>{html.escape(self.title)}</h3>\n{md_to_html(self.markdown)}</div>")
+                f"<h3>{html.escape(clean_text(self.title))}</h3>\n{md_to_html(self.markdown)}</div>")
 
     def __repr__(self) -> str:
         return f"{self.title}\n{self.markdown}"

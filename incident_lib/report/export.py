@@ -11,6 +11,7 @@ import nbformat
 from traitlets.config import Config
 
 from ..core.errors import InputError
+from ..core.safe import strip_controls
 from ..core.storage import atomic_write_bytes, atomic_write_text
 
 __all__ = ["export_markdown", "export_html", "export_run_html", "add_toc",
@@ -74,7 +75,8 @@ def export_html(
         nb, resources={"metadata": {"name": name}, "incident_title": name,
                        "incident_summary": summary_html or ""})
     base = Path(base_dir) if base_dir is not None else paths[0].parent
-    atomic_write_text(out, add_toc(inline_images(body, base)))
+    # last line of defence: no ANSI/bidi/control character from any output reaches the page
+    atomic_write_text(out, strip_controls(add_toc(inline_images(body, base))))
     return out
 
 

@@ -203,3 +203,26 @@ def test_demo_run_investigation_html(demo_run: Path, tmp_path: Path) -> None:
     assert any(s.startswith("data:image/png;base64,") for s in d.imgs)
     assert not [s for s in d.imgs if not s.startswith("data:")]
     assert d.scripts == []
+
+
+ANSI_BIDI = "\x1b[31mRED\x1b[0m \u202eevil\u202c zero\u200bwidth \x07bell"
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def test_ansi_and_bidi_are_stripped_from_every_html_output(tmp_path: Path) -> None:
+    from incident_lib.model import Incident
+
+    inc = Incident(id="x", title=ANSI_BIDI, service="svc", start="2026-11-20T09:00:00Z",
+                   end="2026-11-20T10:00:00Z")
+    sec = Section(ANSI_BIDI, f"raw markdown {ANSI_BIDI}")
+    for out in (inc._repr_html_(), sec._repr_html_()):
+        assert not _CONTROLS.search(out), repr(out)
+        assert "RED" in out and "evil" in out
+    # a text/html output written by anything else is cleaned when the page is exported
+    nb = _notebook(tmp_path / "01.ipynb", "1. Triage", [sec])
+    raw = nbformat.read(nb, as_version=4)
+    raw.cells[1].outputs[0]["data"]["text/html"] = f"<p>{ANSI_BIDI}</p>"
+    nbformat.write(raw, nb)
+    text = export_html(nb, tmp_path / "01.html").read_text()
+    assert not _CONTROLS.search(text)
+    assert "RED" in text

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from incident_lib.errors import SourceError
+from incident_lib.core.errors import SourceError
 from incident_lib.sources.files import FilesChangeSource, FilesLogSource, FilesMetricSource
 
 
