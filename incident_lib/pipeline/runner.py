@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -113,11 +114,33 @@ class _Status:
         self.write()
 
     def write(self) -> None:
-        atomic_write_json(self.path, self.data)
+        try:
+            atomic_write_json(self.path, self.data)
+        except OSError as exc:
+            if exc.errno not in _DISK_FULL or not self.path.is_file():
+                raise
+            # the disk is full: a temp file cannot be made, but the status must not stay
+            # "running"; rewrite the small file in place (its blocks are already allocated)
+            data = json.dumps(self.data, indent=2).encode()
+            with open(self.path, "r+b") as fh:
+                fh.write(data)
+                fh.truncate()
 
     def stage(self, name: str, **kw: Any) -> None:
         self.data["stages"][name].update(kw)
         self.write()
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _written(exc: OSError) -> str:
+    where = f" writing {Path(exc.filename).name}" if exc.filename else ""
+    return f"{exc.strerror}{where}"
+
+
+def _disk_full(text: str) -> str:
+    return f"the disk is full ({text[:120]}): free space, then run `incident` again on this run"
 
 
 def _classify(exc: BaseException) -> tuple[str, str]:
@@ -125,6 +148,10 @@ def _classify(exc: BaseException) -> tuple[str, str]:
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        return "failed", _disk_full(_written(exc))
+    if isinstance(exc, PapermillExecutionError) and "No space left on device" in str(exc.evalue):
+        return "failed", _disk_full(f"cell {exc.exec_count}: {str(exc.evalue)[:100]}")
     if isinstance(exc, PapermillExecutionError):
         return "failed", f"cell {exc.exec_count} raised {exc.ename}: {str(exc.evalue)[:300]}"
     if isinstance(exc, CellTimeoutError | TimeoutError):
@@ -168,9 +195,12 @@ def execute(
             assert set(params) <= PARAMETER_NAMES
             t0 = time.monotonic()
             sock_dir = tempfile.mkdtemp(prefix="incident-kernel-")
+            # papermill writes its output in place (not atomically): write a temp name and
+            # rename only a complete, readable notebook
+            part_nb = out_dir / f".{Path(NOTEBOOKS[stage]).stem}.partial.ipynb"
             try:
                 pm.execute_notebook(
-                    str(notebook_path(stage, notebooks)), str(out_nb), parameters=params,
+                    str(notebook_path(stage, notebooks)), str(part_nb), parameters=params,
                     kernel_name=kernel_name, cwd=str(path), execution_timeout=cell_timeout,
                     progress_bar=False, log_output=False, request_save_on_cell_execute=False,
                     kernel_manager_class=_ipc_kernel_manager(
@@ -181,16 +211,24 @@ def execute(
                 state, error = _classify(exc)
             finally:
                 shutil.rmtree(sock_dir, ignore_errors=True)
+                saved = _publish(part_nb, out_nb)
+            if saved is not None and state == "ok":
+                state, error = "failed", f"the executed notebook could not be saved: {saved}"
             status.stage(stage, state=state, ended=_now(), error=error,
                          seconds=round(time.monotonic() - t0, 2),
-                         notebook=f"notebooks/{NOTEBOOKS[stage]}")
+                         notebook=f"notebooks/{NOTEBOOKS[stage]}" if out_nb.is_file() else None)
         report = path / "report.md"
         if "postmortem" in stages and status.data["stages"]["postmortem"]["state"] != "ok":
-            _fallback_report(path)
+            try:
+                _fallback_report(path)
+            except OSError as exc:
+                status.data["report_error"] = _one_line_os(exc)
         if export:
             _export_notebooks(path, status)
         states = [status.data["stages"][s]["state"] for s in stages]
-        if all(s == "ok" for s in states):
+        if all(s == "ok" for s in states) and status.data.get("export_errors"):
+            status.data["state"] = "partial"  # findings complete, but an export is missing
+        elif all(s == "ok" for s in states):
             status.data["state"] = "ok"
         elif any(s == "ok" for s in states) and report.is_file():
             status.data["state"] = "partial"  # some evidence, and a report saying what is missing
@@ -200,6 +238,32 @@ def execute(
         status.data["ended"] = _now()
         status.write()
         return status.data
+
+
+def _one_line_os(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        return _disk_full(_written(exc))
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+
+
+def _publish(part: Path, out: Path) -> str | None:
+    """Rename a complete executed notebook onto out; None on success, else why not (the
+    partial file and any older notebook of the stage are removed: nothing stale looks valid)."""
+    import nbformat
+
+    try:
+        if not part.is_file():
+            raise FileNotFoundError("papermill wrote no notebook")
+        nbformat.read(part, as_version=4)  # a truncated file does not parse
+        os.replace(part, out)
+        return None
+    except Exception as exc:  # noqa: BLE001 - any reason the notebook is unusable
+        for f in (part, out):
+            try:
+                f.unlink()
+            except FileNotFoundError:
+                pass
+        return _one_line_os(exc)
 
 
 def _ipc_kernel_manager(sock_dir: str, env: dict[str, str]) -> type:
@@ -249,11 +313,11 @@ def _export_notebooks(path: Path, status: _Status) -> None:
             try:
                 export_markdown(src, src.with_suffix(".md"))
             except Exception as exc:  # noqa: BLE001 - export problems never fail the run
-                status.data.setdefault("export_errors", {})[stage] = f"{type(exc).__name__}"
+                status.data.setdefault("export_errors", {})[stage] = _one_line_os(exc)
     try:
         export_run_html(path)  # runs/<id>/investigation.html: code hidden, contents, figures
     except Exception as exc:  # noqa: BLE001 - export problems never fail the run
-        status.data.setdefault("export_errors", {})["html"] = f"{type(exc).__name__}"
+        status.data.setdefault("export_errors", {})["html"] = _one_line_os(exc)
 
 
 def create_demo_run(root: Path | None = None, data: Path | None = None,

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -177,3 +180,63 @@ def test_two_runs_at_once_both_finish(tmp_path: Path, small_data: Path,
     tokens = {json.loads((p / "findings" / "triage.json").read_text())["run_token"]
               for p in paths}
     assert len(tokens) == 2
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 20 MB tmpfs (root only; skipped, and said, where the machine cannot mount)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(disk)],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({res.stderr.strip()[:80]}): needs root")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def _fill(disk: Path, leave: int) -> Path:
+    """Fill the file system until `leave` bytes are free."""
+    st = os.statvfs(disk)
+    free = st.f_bavail * st.f_frsize
+    filler = disk / "filler"
+    with open(filler, "wb") as fh:
+        fh.truncate(0)
+        chunk = b"\0" * (1 << 20)
+        todo = free - leave
+        while todo > 0:
+            fh.write(chunk[:min(todo, len(chunk))])
+            todo -= len(chunk)
+    return filler
+
+
+@pytest.mark.parametrize("leave", [64 << 10, 700 << 10, 1900 << 10])
+def test_a_really_full_disk_fails_cleanly_and_can_be_rerun(
+        small_disk: Path, small_data: Path, monkeypatch: pytest.MonkeyPatch, leave: int) -> None:
+    monkeypatch.setenv("INCIDENT_RUNS_DIR", str(small_disk / "runs"))
+    payload = json.loads((small_data / "alert.json").read_text())
+    inc = incident_from_alert(payload, load_config(data_dir=small_data), incident_id="full")
+    path = create_run(inc)
+    filler = _fill(small_disk, leave)
+    st = execute(path, stages=["triage"])
+    on_disk = json.loads((path / "status.json").read_text())
+    assert on_disk["state"] == st["state"] != "running"
+    reasons = [st["stages"]["triage"].get("error") or "", *(st.get("export_errors") or {})
+               .values()]
+    if leave < 1 << 20:
+        assert st["state"] == "failed", st
+    if st["state"] != "ok":  # it failed somewhere: one line saying the disk is full
+        assert any(r.startswith("the disk is full") for r in reasons), st
+    else:  # "ok" only when everything was written
+        assert (path / "investigation.html").is_file()
+    assert all("\n" not in r for r in reasons)
+    for nb in (path / "notebooks").glob("*.ipynb"):  # nothing truncated looks valid
+        nbformat.read(nb, as_version=4)
+    assert not [p for p in path.rglob("*") if p.name.endswith((".tmp", ".partial.ipynb"))]
+    filler.unlink()
+    again = execute(path, stages=["triage"])
+    assert again["state"] == "ok", again
+    nbformat.read(path / "notebooks" / "01_triage.ipynb", as_version=4)
+    assert (path / "investigation.html").is_file()
