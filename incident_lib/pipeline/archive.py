@@ -9,10 +9,11 @@ import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..core.errors import InputError
+from ..core.errors import InputError, RunLocked
 from ..core.storage import atomic_write_with
 from ..report.export import export_run_html
 from ..runs.folder import Run
+from .runner import run_lock
 
 __all__ = ["export_run", "verify_export", "combined_notebook_html"]
 
@@ -51,8 +52,21 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mtime: float) -> No
 
 
 def export_run(run_path: Path, out: Path | None = None) -> tuple[Path, Path | None]:
-    """Write <id>.tar.gz (run folder, MANIFEST.json with sha256 per file, notebooks.html)."""
+    """Write <id>.tar.gz (run folder, MANIFEST.json with sha256 per file, notebooks.html).
 
+    Refused while the run is being executed (its lock is held for the whole export, so no
+    run starts half way); the manifest states the run's state.
+    """
+    try:
+        with run_lock(Path(run_path)):
+            return _export_run(run_path, out)
+    except RunLocked:
+        raise InputError(f"run {Path(run_path).name} is being executed right now: wait until "
+                         "`incident status` says it ended, then export") from None
+
+
+def _export_run(run_path: Path, out: Path | None = None) -> tuple[Path, Path | None]:
+    """export_run with the run's lock held."""
     run = Run(run_path)
     rid = run.incident.id
     out = Path(out) if out else run.path.parent / f"{rid}.export.tar.gz"
@@ -67,6 +81,7 @@ def export_run(run_path: Path, out: Path | None = None) -> tuple[Path, Path | No
         files.append(("notebooks.html", html.read_bytes(), html.stat().st_mtime))
     manifest = {
         "incident_id": rid,
+        "run_state": run.status().get("state") or "not run by the runner",
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "algorithm": "sha256",
         "files": [{"path": rel, "bytes": len(data), "sha256": _sha256(data)}

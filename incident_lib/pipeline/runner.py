@@ -84,7 +84,7 @@ def create_run(incident: Incident, root: Path | None = None, replace: bool = Fal
 def run_lock(path: Path) -> Iterator[None]:
     """Exclusive, non-blocking lock on a run: the same id never runs twice at once."""
     path.mkdir(parents=True, exist_ok=True)
-    fh = open(path / ".lock", "w")  # noqa: SIM115
+    fh = open(path / ".lock", "a")  # noqa: SIM115 - "a": taking the lock changes no mtime
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

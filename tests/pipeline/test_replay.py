@@ -165,3 +165,19 @@ def test_export_archive_manifest_and_html(demo_run: Path, tmp_path: Path,
     assert archive.verify_export(bad) == ["report.md: sha256 does not match MANIFEST.json"]
     with pytest.raises(InputError, match="inside the run folder"):
         archive.export_run(demo_run, demo_run / "x.tar.gz")
+
+
+def test_export_during_a_run_is_refused_and_the_manifest_states_the_run(
+        demo_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from incident_lib.pipeline.runner import run_lock
+
+    out = tmp_path / "during.tar.gz"
+    with run_lock(demo_run):  # what `execute` holds while the stages run
+        assert main(["export", str(demo_run), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "is being executed right now" in err
+    assert not out.exists() and not (tmp_path / "during.html").exists()
+    assert main(["export", str(demo_run), "--out", str(out)]) == 0
+    with tarfile.open(out) as tar:
+        manifest = json.loads(tar.extractfile("e2e-demo/MANIFEST.json").read())
+    assert manifest["run_state"] == "ok"
