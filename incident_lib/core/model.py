@@ -121,6 +121,7 @@ class Incident:
     source: str = "cli"
     group_key: str | None = None
     resolved_at: str | None = None
+    previous_incident: str | None = None  # the resolved episode of the same alert group
     sources: dict[str, Any] = field(default_factory=dict)
     topology: dict[str, Any] = field(default_factory=dict)
     severity_policy: list[dict[str, Any]] | None = None
@@ -158,7 +159,8 @@ class Incident:
             ("Service", self.service),
             ("Window", f"{self.start} to {self.end}"),
             ("Alert", self.alert_time or "none (opened by hand)"),
-        ]
+        ] + ([("Follows", f"{self.previous_incident} (the same alert group fired again "
+                          "after it resolved)")] if self.previous_incident else [])
 
     def _repr_markdown_(self) -> str:
         rows = self._rows()

@@ -217,10 +217,12 @@ def incident_from_alert(payload: dict[str, Any], config: dict[str, Any],
     validate_incident_id(incident_id)
     title = ann.get("summary") or f"{labels.get('alertname', 'alert')} on {service}"
     resolved = resolved_time(payload, now)
+    previous = payload.get("_previous_incident")  # set by `incident serve` on a re-fire
+    previous = validate_incident_id(previous) if isinstance(previous, str) else None
     return Incident(id=incident_id, title=title[:200], service=service, start=iso(starts -
                     LOOKBACK) or "", end=iso(end) or "", alert_time=iso(starts), labels=labels,
                     annotations=ann, source="alertmanager", group_key=key, resolved_at=resolved,
-                    sources=sources, topology=topo,
+                    previous_incident=previous, sources=sources, topology=topo,
                     severity_policy=config.get("severity_policy"))
 
 

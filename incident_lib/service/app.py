@@ -57,6 +57,35 @@ def _resolved_at(payload: dict[str, Any]) -> str | None:
     return resolved_time(payload)
 
 
+PREVIOUS_FIELD = "_previous_incident"
+
+
+def _earliest(payload: dict[str, Any]) -> Any:
+    from ..core.model import parse_time
+
+    return min(parse_time(a["startsAt"], "startsAt") for a in payload["alerts"])
+
+
+def _episode(queue: Any, base: str, payload: dict[str, Any]) -> tuple[str, str | None]:
+    """The job key for this notification, and the incident it follows when it is a re-fire.
+
+    One alert group is one incident per episode: a `firing` notification whose alerts start
+    after a resolved episode began opens a new investigation (key <base>-<n>) linked to the
+    previous one; repeats and resolves go to the latest episode that started before them.
+    """
+    starts = _earliest(payload)
+    job, key, n = queue.get(base), base, 1
+    while job is not None:
+        nxt = queue.get(f"{base}-{n + 1}")
+        if nxt is None or _earliest(nxt.payload) > starts:
+            break
+        job, key, n = nxt, f"{base}-{n + 1}", n + 1
+    if (job is not None and job.resolved_at and payload.get("status") == "firing"
+            and starts > _earliest(job.payload)):
+        return f"{base}-{n + 1}", job.incident_id
+    return key, (job.payload.get(PREVIOUS_FIELD) if job is not None else None)
+
+
 def clean_token(raw: str, name: str) -> str:
     """The webhook token without surrounding whitespace (a trailing newline from `echo` or a
     secret file would make every request 401); says so on stderr when it trimmed."""
@@ -163,7 +192,10 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
     def _check(body: bytes) -> tuple[dict[str, Any], str, str, str | None]:
         """Parse and validate fully (in a worker thread: large groups never block the loop)."""
         payload = validate_payload(json.loads(body))
-        key = dedupe_key(payload)
+        payload.pop(PREVIOUS_FIELD, None)  # set only here, never by the sender
+        key, previous = _episode(queue, dedupe_key(payload), payload)
+        if previous:
+            payload[PREVIOUS_FIELD] = previous
         incident_id = incident_id_for(payload, key)
         resolved = _resolved_at(payload)
         if time.monotonic() - known["at"] > SERVICES_TTL and not known["refreshing"]:
@@ -216,6 +248,7 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
         pool.notify()
         return JSONResponse({"incident_id": job.incident_id, "state": job.state,
                              "duplicate": not created, "notifications": job.notifications,
+                             "previous_incident": job.payload.get(PREVIOUS_FIELD),
                              "status_url": f"/incidents/{job.incident_id}"}, status_code=202)
 
     async def health(request: Request) -> JSONResponse:

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from incident_lib.pipeline.alerts import incident_from_alert
 from incident_lib.service.app import DEFAULT_MAX_BODY
 from incident_lib.service.jobqueue import QUEUE_FILE
 from tests.prom_servers import Proc, start_server
@@ -369,3 +370,42 @@ def test_slow_header_clients_are_disconnected(demo_data: Path, tmp_path: Path) -
     finally:
         srv.should_exit = True
         thread.join(10)
+
+
+def test_a_re_fire_after_resolve_is_a_new_investigation_linked_to_the_previous(
+        demo_data: Path, tmp_path: Path) -> None:
+    first = _payload(demo_data, "refire")
+    resolved = copy.deepcopy(first)
+    resolved["status"] = "resolved"
+    for a in resolved["alerts"]:
+        a.update(status="resolved", endsAt="2026-11-20T11:10:00Z")
+    again = copy.deepcopy(first)
+    for a in again["alerts"]:
+        a["startsAt"] = "2026-11-20T11:40:00Z"
+    with _client(demo_data, tmp_path) as client:
+        def post(p: dict[str, Any]) -> dict[str, Any]:
+            r = client.post("/webhook", json=p, headers=AUTH)
+            assert r.status_code == 202, r.text
+            return r.json()
+
+        a = post(first)
+        assert post(resolved)["incident_id"] == a["incident_id"]
+        b = post(again)
+        assert b["incident_id"] != a["incident_id"] and not b["duplicate"]
+        assert b["previous_incident"] == a["incident_id"]
+        assert post(again)["incident_id"] == b["incident_id"]  # its repeats stay with it
+        late = post(first)  # a late repeat of the first episode is not a third investigation
+        assert late["incident_id"] == a["incident_id"] and late["duplicate"]
+        forged = copy.deepcopy(first)
+        forged["_previous_incident"] = "../../etc"
+        assert post(forged)["previous_incident"] is None
+    from incident_lib.core.config import load_config
+    from incident_lib.service.jobqueue import JobQueue
+
+    q = JobQueue(tmp_path / "runs" / QUEUE_FILE)
+    job = q.by_incident(b["incident_id"])
+    q.close()
+    inc = incident_from_alert(job.payload, load_config(demo_data / "incident.yaml"),
+                              incident_id=job.incident_id)
+    assert inc.previous_incident == a["incident_id"]
+    assert inc.resolved_at is None
