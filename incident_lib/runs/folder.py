@@ -23,7 +23,7 @@ from ..core.findings import (
     load_findings,
 )
 from ..core.model import FINDINGS_SCHEMA, Incident, iso
-from ..core.redact import redact_series
+from ..core.redact import redact_series, redact_text
 from ..sources.base import ChangeSource, LogSource, MetricSource, QueryResult
 from ..core.storage import (
     atomic_write_json,
@@ -146,10 +146,11 @@ class Run:
         Message/description text is redacted (PII) unless redaction is off or already done.
         """
         frame = result.frame.copy()
-        if self.redact and not redacted:
-            for col in ("message", "description"):
-                if col in frame.columns and len(frame):
-                    frame[col] = redact_series(frame[col])
+        warnings, notes = list(result.warnings)[:20], result.notes
+        if self.redact and not redacted:  # every text field, and what the backend said
+            frame = redact_frame(frame)
+        if self.redact:
+            warnings, notes = _redact_json(warnings), _redact_json(notes)
         meta = {
             "name": name,
             "stage": stage,
@@ -157,8 +158,8 @@ class Run:
             "backend": result.backend,
             "rows": int(len(frame)),
             "partial": bool(result.partial),
-            "warnings": list(result.warnings)[:20],
-            "notes": result.notes,
+            "warnings": warnings,
+            "notes": notes,
             "recorded": iso(datetime.now(UTC)),
         }
         table = pa.Table.from_pandas(_parquet_safe(frame), preserve_index=False)
@@ -206,10 +207,8 @@ class Run:
         return path
 
     def clean_messages(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The frame with personal data redacted from its message column (if redaction is on)."""
-        if self.redact and "message" in frame.columns and len(frame):
-            frame = frame.assign(message=redact_series(frame["message"]))
-        return frame
+        """The frame with personal data redacted from its text columns (if redaction is on)."""
+        return redact_frame(frame) if self.redact else frame
 
     def findings(self, stage: str) -> dict[str, Any] | None:
         """A stage's findings data, or None if that stage did not produce any."""
@@ -242,6 +241,32 @@ class Run:
         """The runner's status.json (empty when run by hand)."""
         p = self.path / "status.json"
         return json.loads(p.read_text("utf-8")) if p.is_file() else {}
+
+
+def redact_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy with every all-text column redacted (None stays None, other types untouched)."""
+    out = frame.copy()
+    if not len(out):
+        return out
+    for col in out.columns:
+        values = out[col]
+        if col == "time" or not (values.dtype == object or pd.api.types.is_string_dtype(values)):
+            continue
+        if not values.map(lambda v: isinstance(v, str) or pd.isna(v)).all():
+            continue
+        red = redact_series(values).astype(object).where(values.notna(), None)
+        out[col] = red if values.dtype == object else red.astype(values.dtype)
+    return out
+
+
+def _redact_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, list):
+        return [_redact_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact_json(v) for k, v in value.items()}
+    return value
 
 
 def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import pyarrow.json as pj
 import pyarrow.parquet as pq
 
 from ..core.errors import SourceError
+from ..core.redact import redact_text
 from ..core.signals import get_signal
 from .base import CHANGE_COLUMNS, LOG_COLUMNS, QueryResult, nonfinite_warning, time_grid
 from .openmetrics import MetricStore, evaluate, parse_openmetrics
@@ -180,8 +181,9 @@ def _tolerant_batches(path: Path, time_field: str, warnings: list[str]) -> Itera
                 rows.append(obj)
             except (ValueError, KeyError, TypeError) as exc:
                 bad += 1
-                if len(warnings) < 20:
-                    warnings.append(f"{path.name}:{lineno}: skipped malformed line ({exc})"[:200])
+                if len(warnings) < 20:  # the reason may quote the line: personal data redacted
+                    msg = f"{path.name}:{lineno}: skipped malformed line ({exc})"
+                    warnings.append(redact_text(msg[:300])[:200])
             if len(rows) >= _BATCH_LINES:
                 yield _rows_table(rows, time_field)
                 rows = []

@@ -140,3 +140,15 @@ def test_sub_millisecond_iso_times_are_not_fatal(tmp_path: Path) -> None:
                                 "service.name": "a", "message": "x", "extra": [1]}) + "\n")
     res = FilesLogSource(path).read_logs(*_WINDOW)
     assert res.frame["time"].iloc[0].isoformat() == "2026-11-20T09:01:05.123000+00:00"
+
+
+def test_a_skipped_line_warning_never_repeats_personal_data(tmp_path: Path) -> None:
+    path = tmp_path / "l.ndjson"
+    path.write_text(json.dumps({"@timestamp": "bob@example.com 4111 1111 1111 1111",
+                                "service.name": "a", "message": "x"}) + "\n" +
+                    json.dumps({"@timestamp": "2026-11-20T09:01:05Z", "service.name": "a",
+                                "message": "y"}) + "\n")
+    res = FilesLogSource(path).read_logs(*_WINDOW)
+    assert len(res.frame) == 1
+    assert res.warnings and res.warnings[0].startswith("l.ndjson:1: skipped malformed line")
+    assert "bob@example.com" not in str(res.warnings) and "4111" not in str(res.warnings)
