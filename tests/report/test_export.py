@@ -210,7 +210,7 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\
 
 
 def test_ansi_and_bidi_are_stripped_from_every_html_output(tmp_path: Path) -> None:
-    from incident_lib.model import Incident
+    from incident_lib.core.model import Incident
 
     inc = Incident(id="x", title=ANSI_BIDI, service="svc", start="2026-11-20T09:00:00Z",
                    end="2026-11-20T10:00:00Z")
