@@ -59,7 +59,7 @@ def notebook_path(stage: str, folder: Path | None = None) -> Path:
 
 def create_run(incident: Incident, root: Path | None = None, replace: bool = False) -> Path:
     """Create runs/<id>/incident.json atomically (temp folder, then rename)."""
-    from .config import check_no_credentials
+    from ..core.config import check_no_credentials
 
     check_no_credentials(incident.sources)  # never written, whoever built the Incident
     path = run_path(incident.id, root)
