@@ -327,3 +327,26 @@ def test_triage_and_correlation_via_prometheus_equal_files(
     assert p["correlation"]["suspects"][0]["service"] == "payments"
     _assert_close(f["triage"], p["triage"], "triage")
     _assert_close(f["correlation"], p["correlation"], "correlation")
+
+
+def _matrix(values: list[str]) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        series = {"metric": {"service": "frontend"},
+                  "values": [[1800.0 + 15 * i, v] for i, v in enumerate(values)]}
+        return httpx.Response(200, json={"status": "success", "data": {
+            "resultType": "matrix", "result": [series]}})
+    return httpx.MockTransport(handler)
+
+
+@pytest.mark.parametrize("signal, flagged", [("traffic", 2), ("error_rate", 1)])
+def test_non_finite_points_are_dropped_and_their_series_named(signal: str, flagged: int) -> None:
+    """Like the files backend: NaN/Inf never become numbers; a ratio's NaN is 0/0 (no
+    traffic), so there only Inf counts as bad data."""
+    src = PrometheusMetricSource("http://prom.invalid", transport=_matrix(
+        ["1", "+Inf", "NaN", "2"]))
+    res = src.query_signal(signal, pd.Timestamp(1800, unit="s", tz="UTC"),
+                           pd.Timestamp(1845, unit="s", tz="UTC"), 15)
+    assert list(res.frame["value"]) == [1.0, 2.0]
+    assert res.notes["nonfinite_series"] == [
+        f'{{service="frontend"}}: {flagged} of 4 points non-finite']
+    assert res.warnings[0].startswith("non-finite samples (NaN/Inf) in 1 series")
