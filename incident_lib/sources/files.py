@@ -20,6 +20,7 @@ from ..core.redact import redact_text
 from ..core.signals import get_signal
 from .base import CHANGE_COLUMNS, LOG_COLUMNS, QueryResult, nonfinite_warning, time_grid
 from .openmetrics import MetricStore, evaluate, parse_openmetrics
+from .records import epoch_unit, flat_table, flatten, row_time, units_note
 from .textlogs import TextLog, is_text_log
 
 __all__ = [
@@ -115,54 +116,6 @@ def _with_filters(spec: dict[str, Any], filters: dict[str, str]) -> dict[str, An
 
 
 _BATCH_LINES = 100_000
-# Epoch numbers: the unit is inferred from the size (times between 1973 and 2286 in each unit).
-_EPOCH_UNITS = [(1e11, "s"), (1e14, "ms"), (1e17, "us"), (float("inf"), "ns")]
-
-
-def epoch_unit(value: float) -> str:
-    """s, ms, us or ns for an epoch number, inferred from its size."""
-    return next(unit for limit, unit in _EPOCH_UNITS if abs(value) < limit)
-
-
-def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested ECS objects ({"service": {"name": ...}}) as dotted keys (service.name)."""
-    out: dict[str, Any] = {}
-    for k, v in obj.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{key}."))
-        else:
-            out[key] = v
-    return out
-
-
-def _flat_table(table: pa.Table) -> pa.Table:
-    """Struct columns (nested ECS read by Arrow) flattened to dotted names."""
-    while any(pa.types.is_struct(f.type) for f in table.schema):
-        table = table.flatten()
-    return table
-
-
-def _row_time(value: Any, units: set[str]) -> pd.Timestamp:
-    if isinstance(value, bool):
-        raise TypeError("a boolean is not a time")
-    if isinstance(value, int | float):
-        unit = epoch_unit(value)
-        units.add(unit)
-        return pd.Timestamp(value, unit=unit, tz="UTC")
-    ts = pd.Timestamp(value)
-    if ts is pd.NaT:
-        raise ValueError("empty time")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts
-
-
-def _units_note(path: Path, time_field: str, units: set[str]) -> str:
-    names = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
-    return (f"{path.name}: {time_field} holds epoch numbers, read as "
-            f"{' and '.join(names[u] for u in sorted(units))} since 1970 (unit inferred from "
-            "their size)")
-
-
 def _tolerant_batches(path: Path, time_field: str, warnings: list[str]) -> Iterator[pa.Table]:
     """Line-by-line NDJSON reader: skips malformed lines, naming them by line number."""
     rows: list[dict[str, Any]] = []
@@ -176,8 +129,8 @@ def _tolerant_batches(path: Path, time_field: str, warnings: list[str]) -> Itera
                 obj = json.loads(line)
                 if not isinstance(obj, dict):
                     raise ValueError("not an object")
-                obj = _flatten(obj)
-                obj[time_field] = _row_time(obj[time_field], units)
+                obj = flatten(obj)
+                obj[time_field] = row_time(obj[time_field], units)
                 rows.append(obj)
             except (ValueError, KeyError, TypeError) as exc:
                 bad += 1
@@ -190,7 +143,7 @@ def _tolerant_batches(path: Path, time_field: str, warnings: list[str]) -> Itera
     if rows:
         yield _rows_table(rows, time_field)
     if units:
-        warnings.insert(0, _units_note(path, time_field, units))
+        warnings.insert(0, units_note(path, time_field, units))
     if bad > len(warnings):
         warnings.append(f"{path.name}: {bad} malformed lines skipped in all")
 
@@ -255,7 +208,7 @@ class _TableFile:
         lo = pa.scalar(start.to_pydatetime(), pa.timestamp("ms", tz="UTC"))
         hi = pa.scalar(end.to_pydatetime(), pa.timestamp("ms", tz="UTC"))
         for table in tables:
-            table = _flat_table(table)
+            table = flat_table(table)
             if tf not in table.column_names or not table.num_rows:
                 continue
             ts = self._times(table.column(tf))
@@ -306,7 +259,7 @@ class _TableFile:
             for df in self._filtered(tables, start, end, columns):
                 consume(df)
         if self._units:
-            warnings.insert(0, _units_note(self.path, self.fields["time"], self._units))
+            warnings.insert(0, units_note(self.path, self.fields["time"], self._units))
         return warnings
 
     def _slice(
