@@ -173,7 +173,8 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
     def _error(code: int, msg: str) -> JSONResponse:
         return JSONResponse({"error": msg}, status_code=code)
 
-    known: dict[str, Any] = {"at": -SERVICES_TTL, "services": [], "refreshing": False}
+    known: dict[str, Any] = {"at": -SERVICES_TTL, "services": [], "refreshing": False,
+                             "ready": threading.Event()}
 
     def _refresh_services() -> None:
         """Known services from the metrics backend (parsing a file or asking Prometheus takes
@@ -188,6 +189,7 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
             known.update(at=time.monotonic())
         finally:
             known["refreshing"] = False
+            known["ready"].set()
 
     def _check(body: bytes) -> tuple[dict[str, Any], str, str, str | None]:
         """Parse and validate fully (in a worker thread: large groups never block the loop)."""
@@ -201,6 +203,7 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
         if time.monotonic() - known["at"] > SERVICES_TTL and not known["refreshing"]:
             known["refreshing"] = True
             threading.Thread(target=_refresh_services, daemon=True).start()
+        known["ready"].wait(5.0)  # only right after startup; then the list is never empty-waited
         labels = {**payload["alerts"][0]["labels"], **payload["commonLabels"]}
         check_service(labels.get("service") or labels.get("job") or labels.get("app") or "",
                       known["services"])
@@ -270,7 +273,8 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await run_in_threadpool(_refresh_services)
+        known["refreshing"] = True  # in the background: never delays startup
+        threading.Thread(target=_refresh_services, daemon=True).start()
         if start_workers:
             pool.start()
         try:
