@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import InputError
-from .safe import md_inline
+from .safe import clean_text, md_inline
 
 __all__ = ["Incident", "Severity", "DEFAULT_SEVERITY_SCALE", "parse_time", "iso",
            "FINDINGS_SCHEMA"]
@@ -168,8 +168,6 @@ class Incident:
         return "| | |\n|---|---|\n" + body + "\n"
 
     def _repr_html_(self) -> str:
-        from .safe import clean_text
-
         rows = self._rows()
         cells = "".join(
             f"<tr><th style='text-align:left'>{html.escape(k)}</th>"

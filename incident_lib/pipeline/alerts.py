@@ -18,8 +18,8 @@ from ..core.storage import slug, validate_incident_id
 from ..sources import make_metric_source
 
 __all__ = ["load_alert_file", "validate_payload", "incident_from_alert", "incident_from_cli",
-           "dedupe_key", "check_service", "alert_time", "resolved_time", "cli_time",
-           "MIN_WINDOW"]
+           "dedupe_key", "check_service", "known_services", "alert_time", "resolved_time",
+           "cli_time", "MIN_WINDOW"]
 
 LOOKBACK = pd.Timedelta("2h")
 LOOKAHEAD = pd.Timedelta("75min")
@@ -180,7 +180,8 @@ def check_service(service: str, known: list[str]) -> str:
     return service
 
 
-def _known_services(sources: dict[str, Any]) -> list[str]:
+def known_services(sources: dict[str, Any]) -> list[str]:
+    """Services the metrics backend knows ([] when it cannot say: that never blocks)."""
     try:
         return make_metric_source(sources["metrics"]).services()
     except InputError:
@@ -205,7 +206,7 @@ def incident_from_alert(payload: dict[str, Any], config: dict[str, Any],
         raise InputError("alert has no 'service' (or job/app) label: add one to the alerting "
                          "rule so the investigation knows where to look")
     sources, topo = resolve_sources(config)
-    check_service(service, _known_services(sources))
+    check_service(service, known_services(sources))
     now = received if received is not None else _now()
     starts = min(parse_time(a["startsAt"], "startsAt") for a in alerts)
     # the window ends at the receipt time at the latest, and is never shorter than MIN_WINDOW
@@ -239,7 +240,7 @@ def incident_from_cli(service: str, start: str, end: str, config: dict[str, Any]
     if t1 - t0 > pd.Timedelta("7D"):
         raise InputError("--start to --end is longer than 7 days: narrow the window")
     sources, topo = resolve_sources(config)
-    check_service(service, _known_services(sources))
+    check_service(service, known_services(sources))
     if incident_id is None:
         incident_id = f"{slug(service, 40)}-{t0:%Y%m%dt%H%M}"
     validate_incident_id(incident_id)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..core.config import load_config
+from ..core.config import check_no_credentials, load_config
 from ..core.errors import InputError, RunLocked
 from ..core.model import Incident, iso
 from ..core.resources import notebooks_dir
@@ -59,8 +59,6 @@ def notebook_path(stage: str, folder: Path | None = None) -> Path:
 
 def create_run(incident: Incident, root: Path | None = None, replace: bool = False) -> Path:
     """Create runs/<id>/incident.json atomically (temp folder, then rename)."""
-    from ..core.config import check_no_credentials
-
     check_no_credentials(incident.sources)  # never written, whoever built the Incident
     path = run_path(incident.id, root)
     if path.exists():

@@ -18,10 +18,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from ..core.config import load_config, resolve_sources
 from ..core.errors import InputError
 from ..core.model import parse_time
 from ..core.storage import slug, validate_incident_id
-from ..pipeline.alerts import check_service, dedupe_key, resolved_time, validate_payload
+from ..pipeline.alerts import (
+    check_service,
+    dedupe_key,
+    known_services,
+    resolved_time,
+    validate_payload,
+)
 from .jobqueue import JobQueue, queue_path
 from .worker import DEFAULT_WORKERS, WorkerPool
 
@@ -61,8 +68,6 @@ PREVIOUS_FIELD = "_previous_incident"
 
 
 def _earliest(payload: dict[str, Any]) -> Any:
-    from ..core.model import parse_time
-
     return min(parse_time(a["startsAt"], "startsAt") for a in payload["alerts"])
 
 
@@ -179,12 +184,9 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
     def _refresh_services() -> None:
         """Known services from the metrics backend (parsing a file or asking Prometheus takes
         seconds: done at startup and then in the background, never in a request)."""
-        from ..core.config import load_config, resolve_sources
-        from ..pipeline.alerts import _known_services
-
         try:
             sources, _ = resolve_sources(load_config(config))
-            known.update(at=time.monotonic(), services=_known_services(sources))
+            known.update(at=time.monotonic(), services=known_services(sources))
         except Exception:  # noqa: BLE001 - unknown services are then checked by the worker
             known.update(at=time.monotonic())
         finally:
