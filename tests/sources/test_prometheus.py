@@ -329,7 +329,7 @@ def test_triage_and_correlation_via_prometheus_equal_files(
     _assert_close(f["correlation"], p["correlation"], "correlation")
 
 
-def _matrix(values: list[str]) -> httpx.MockTransport:
+def _nonfinite_transport(values: list[str]) -> httpx.MockTransport:
     def handler(request: httpx.Request) -> httpx.Response:
         series = {"metric": {"service": "frontend"},
                   "values": [[1800.0 + 15 * i, v] for i, v in enumerate(values)]}
@@ -342,7 +342,7 @@ def _matrix(values: list[str]) -> httpx.MockTransport:
 def test_non_finite_points_are_dropped_and_their_series_named(signal: str, flagged: int) -> None:
     """Like the files backend: NaN/Inf never become numbers; a ratio's NaN is 0/0 (no
     traffic), so there only Inf counts as bad data."""
-    src = PrometheusMetricSource("http://prom.invalid", transport=_matrix(
+    src = PrometheusMetricSource("http://prom.invalid", transport=_nonfinite_transport(
         ["1", "+Inf", "NaN", "2"]))
     res = src.query_signal(signal, pd.Timestamp(1800, unit="s", tz="UTC"),
                            pd.Timestamp(1845, unit="s", tz="UTC"), 15)
