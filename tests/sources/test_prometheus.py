@@ -199,7 +199,9 @@ def test_503_is_retried_with_backoff_then_succeeds(fault: _Fault) -> None:
     res = src.query_signal("traffic", W0, W1, 60.0)
     assert time.monotonic() - t0 >= 0.05 + 0.1  # backoff 0.05 s then 0.1 s
     assert src.requests == 3
-    assert res.warnings == ["result truncated: 5 series"]
+    assert res.warnings[1:] == ["result truncated: 5 series"]  # Prometheus' own, kept
+    assert res.warnings[0].startswith("non-finite samples (NaN/Inf) in 1 series: "
+                                      '{service="payments"}: 2 of ')  # the NaN and the +Inf
     assert res.frame.to_dict("records") == [{"time": W0, "service": "payments", "value": 1.5}]
     body = fault.seen[-1]["body"]
     assert body["start"] == [f"{W0.timestamp():.3f}"] and body["step"] == ["60"]
