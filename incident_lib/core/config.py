@@ -103,13 +103,29 @@ def validate_severity_policy(policy: Any, where: str = "") -> list[dict[str, Any
 
 
 def resolve_sources(config: dict) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Sources with paths made absolute, and the topology; secrets stay env-var names only."""
+    """Sources with paths made absolute, and the topology; secrets stay env-var names only.
+
+    metrics and logs are required; changes and spans are optional (kind none: empty, stated).
+    The top-level `signals_preset` / `signals` go into the metrics spec and `pod_service`
+    (the pod -> service rule) into every spec, so incident.json holds all a run needs.
+    """
     base = Path(config.get("_base", "."))
     sources: dict[str, Any] = {}
-    for kind in ("metrics", "logs", "changes"):
+    for kind in ("metrics", "logs", "changes", "spans"):
         spec = dict(config["sources"].get(kind) or {})
+        if not spec and kind in ("changes", "spans"):
+            spec = {"kind": "none"}
         if not spec:
             raise InputError(f"config: sources.{kind} is missing: add kind and path/url")
+        if config.get("pod_service"):
+            spec.setdefault("pod_service", config["pod_service"])
+        if kind == "metrics":
+            for key in ("signals_preset", "signals"):
+                if config.get(key):
+                    spec.setdefault(key, config[key])
+            from .signals import signal_set
+
+            signal_set(spec)  # a bad declaration fails here, naming the field
         for k in spec:
             if k.lower() in _SECRET_KEYS:
                 raise InputError(f"config: sources.{kind}.{k} is a secret in the file: use "

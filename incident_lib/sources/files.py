@@ -15,8 +15,8 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 import pyarrow.parquet as pq
 
-from ..core.errors import SourceError
-from ..core.signals import get_signal
+from ..core.errors import InputError, SourceError
+from ..core.signals import Signal, signal_set
 from .base import CHANGE_COLUMNS, LOG_COLUMNS, QueryResult, time_grid
 from .openmetrics import MetricStore, evaluate, parse_openmetrics
 from .textlogs import TextLog, is_text_log
@@ -65,8 +65,9 @@ class FilesMetricSource:
 
     backend = "files"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, signals: dict[str, Any] | None = None) -> None:
         self.path = _check_file(Path(path), "metrics")
+        self.signals: dict[str, Signal] = signal_set(signals)
 
     @property
     def store(self) -> MetricStore:
@@ -87,12 +88,35 @@ class FilesMetricSource:
         filters: dict[str, str] | None = None,
     ) -> QueryResult:
         """Evaluate a named signal over [start, end] every step seconds."""
-        sig = get_signal(signal)
+        sig = self.signals.get(signal)
+        if sig is None:
+            raise InputError(f"signal {signal[:40]!r} is not declared: use one of "
+                             f"{', '.join(sorted(self.signals))}")
         spec = _with_filters(sig.files, filters or {})
         grid = time_grid(start, end, step)
-        frame = evaluate(self.store, spec, grid)
         query = f"files:{self.path.name} {json.dumps(spec, sort_keys=True)} step={step:g}s"
-        return QueryResult(frame, query, self.backend, warnings=list(self.store.warnings))
+        warnings = list(self.store.warnings)
+        absent = sorted(m for m in _metric_names(spec) if m not in self.store.series)
+        if not spec or absent:
+            why = ", ".join(absent) if absent else "no files definition"
+            warnings.append(f"signal {signal}: {why} not in {self.path.name}: reported as "
+                            "missing, not 0")
+            frame = pd.DataFrame({"time": pd.Series([], dtype="datetime64[ns, UTC]"),
+                                  "service": pd.Series([], dtype=object),
+                                  "value": pd.Series([], dtype=float)})
+            return QueryResult(frame, query, self.backend, warnings=warnings,
+                               notes={"missing": [signal]})
+        frame = evaluate(self.store, spec, grid)
+        return QueryResult(frame, query, self.backend, warnings=warnings)
+
+
+def _metric_names(spec: dict[str, Any]) -> list[str]:
+    """Every metric name an OpenMetrics signal definition reads."""
+    names = [str(spec["metric"])] if "metric" in spec else []
+    for side in ("num", "den"):
+        if isinstance(spec.get(side), dict):
+            names += _metric_names(spec[side])
+    return names
 
 
 def _with_filters(spec: dict[str, Any], filters: dict[str, str]) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from ..core.errors import SourceError
 from ..core.findings import TriageFindings
 from ..core.model import iso
 from ..core.safe import md_inline, md_table
-from ..core.signals import signals
 from ..report.display import Figure, Section
 from ..report.plots import plot_golden_signals
 from ..report.render import fmt_duration, fmt_pct, fmt_time, render_template
@@ -87,7 +86,7 @@ def log_volume(run: Run) -> Section:
 def detect_onset(run: Run, sig: Section) -> Section:
     """Onset of the incident (earliest impact excursion) and which series moved first."""
     frames: dict[str, pd.DataFrame] = sig.data["frames"]
-    defs = signals()
+    defs = run.signals
     ref = run.incident.alert_ts
     if ref is None:  # opened by hand: anchor on the incident service's largest excursion
         df = frames.get("error_rate", pd.DataFrame())
