@@ -102,8 +102,13 @@ def _known_services(sources: dict[str, Any]) -> list[str]:
 
 
 def incident_from_alert(payload: dict[str, Any], config: dict[str, Any],
-                        incident_id: str | None = None) -> Incident:
-    """An Incident for an alert group: window around the earliest startsAt, capped at now."""
+                        incident_id: str | None = None, *, start: str | None = None,
+                        end: str | None = None) -> Incident:
+    """An Incident for an alert group: window around the earliest startsAt.
+
+    start/end (ISO-8601, end may be "now") place the window; without them it runs from 2 h
+    before the alert to 75 minutes after it, capped at now (the webhook default).
+    """
     payload = validate_payload(payload)
     alerts = payload["alerts"]
     labels = {**alerts[0]["labels"], **payload["commonLabels"]}
@@ -116,7 +121,18 @@ def incident_from_alert(payload: dict[str, Any], config: dict[str, Any],
     check_service(service, _known_services(sources))
     starts = min(parse_time(a["startsAt"], "startsAt") for a in alerts)
     now = pd.Timestamp(datetime.now(UTC))
-    end = min(starts + LOOKAHEAD, max(now, starts + pd.Timedelta("1min")))
+    t0 = parse_time(start, "--start") if start else starts - LOOKBACK
+    if end == "now":
+        t1 = now
+    elif end:
+        t1 = parse_time(end, "--end")
+    else:
+        t1 = min(starts + LOOKAHEAD, max(now, starts + pd.Timedelta("1min")))
+    if t1 <= t0:
+        raise InputError(f"--end {iso(t1)} is not after the window start {iso(t0)}: pass a "
+                         "later --end (or now)")
+    if t1 - t0 > pd.Timedelta("7D"):
+        raise InputError("the window is longer than 7 days: pass --start/--end to narrow it")
     key = dedupe_key(payload)
     if incident_id is None:
         name = slug(labels.get("alertname", "alert"), 30)
@@ -127,8 +143,8 @@ def incident_from_alert(payload: dict[str, Any], config: dict[str, Any],
     if payload["status"] == "resolved":
         ends = [a.get("endsAt") for a in alerts if a.get("endsAt")]
         resolved = iso(max(parse_time(e, "endsAt") for e in ends)) if ends else iso(now)
-    return Incident(id=incident_id, title=title[:200], service=service, start=iso(starts -
-                    LOOKBACK) or "", end=iso(end) or "", alert_time=iso(starts), labels=labels,
+    return Incident(id=incident_id, title=title[:200], service=service, start=iso(t0) or "",
+                    end=iso(t1) or "", alert_time=iso(starts), labels=labels,
                     annotations=ann, source="alertmanager", group_key=key, resolved_at=resolved,
                     sources=sources, topology=topo,
                     severity_policy=config.get("severity_policy"))
