@@ -252,6 +252,12 @@ def main(argv: list[str] | None = None) -> int:
               f"runs failed: {failed}")
     if args.normal:
         normal = results[len(faults):]
+        all_faults = [f["time"] for f in load_faults(args.data)]
+        overlap = sum(1 for j in jobs[len(faults):]
+                      if any(j[2] - BEFORE <= t <= j[2] + AFTER for t in all_faults))
+        if overlap:
+            print(f"note: {overlap} of {len(normal)} fault-free windows overlap an injection "
+                  "time of --data (their metric files may hold that fault)")
         print(f"fault-free windows={len(normal)} "
               f"named_root_cause={sum(1 for r in normal if r['fact'])} "
               f"rollback={sum(1 for r in normal if r['rollback'])}")

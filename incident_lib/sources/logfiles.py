@@ -137,7 +137,7 @@ class TableLogSource:
 
     def _read(self, path: Path, warnings: list[str]) -> pd.DataFrame:
         if self.format == "csv":
-            raw = read_csv_columns(path, self.fields, "logs")
+            raw = read_csv_columns(path, self.fields, "logs", warnings=warnings)
             raw["_line"] = np.arange(len(raw)) + 2
         else:
             rows = [{"_line": n, **{f: dig(o, c) for f, c in self.fields.items()}}
@@ -226,7 +226,7 @@ class TableLogSource:
                  f"[{start.isoformat()}, {end.isoformat()}]"
                  + (f" service in {sorted(services)}" if services else ""))
         notes = {"matched": matched, "read": len(df), "sampling": sampling,
-                 "files": [p.name for p in paths][:50],
+                 "files": [p.name for p in paths][:50], "files_read": len(paths),
                  "level": "mapped" if "level" in self.fields else (
                      "from message prefix" if self.level_rule else "none")}
         return QueryResult(df[LOG_COLUMNS], query, self.backend, warnings=warnings, notes=notes)

@@ -131,7 +131,8 @@ class FilesSpanSource:
             df = df.head(limit)
             warnings.append(f"spans capped at {limit} of {matched}")
             partial = True
-        notes = {"files": [p.name for p in paths][:50], "matched": matched, "read": len(df),
+        notes = {"files": [p.name for p in paths][:50], "files_read": len(paths),
+                 "matched": matched, "read": len(df),
                  "orphans": int(orphan.sum()), "cycles": int(cyc.sum())}
         query = (f"files:{self.pattern.rsplit('/', 1)[-1]} spans start in [{start.isoformat()}, "
                  f"{end.isoformat()}]" + (f" service in {sorted(services)}" if services else ""))
@@ -145,7 +146,8 @@ class FilesSpanSource:
                                 first_line=1)
         if self.format == "csv":
             raw = read_csv_columns(path, self.fields, "spans",
-                                   optional={"parent_id", "status", "operation"})
+                                   optional={"parent_id", "status", "operation"},
+                                   warnings=warnings)
             raw["_line"] = np.arange(len(raw)) + 2
         else:
             rows = [{"_line": n, **{f: dig(o, c) for f, c in self.fields.items()}}

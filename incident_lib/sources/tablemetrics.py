@@ -47,9 +47,12 @@ _AGG = ("sum", "mean", "max")
 def _load(path: str, mtime: float, size: int, fields: tuple[tuple[str, str], ...],
           unit: str | None) -> tuple[pd.DataFrame, tuple[str, ...]]:
     cols = dict(fields)
+    ragged: list[str] = []
     df = read_csv_columns(Path(path), cols, "metrics",
-                          optional={f for f in cols if f not in ("time", "entity")})
+                          optional={f for f in cols if f not in ("time", "entity")},
+                          warnings=ragged)
     times, warnings = parse_times(df["time"], unit, Path(path), "time", cols["time"])
+    warnings = ragged + warnings
     df["time"] = times
     return df[df["time"].notna()].reset_index(drop=True), tuple(warnings)
 

@@ -3,7 +3,7 @@
 Shared by the table readers for logs, metrics and spans. Every error names the file, the line
 (header = line 1; CSV rows are counted as one line each) and the mapped field, and says how
 to fix it. Files are chosen by a glob; only files whose time range overlaps the asked window
-are parsed: the range of a file is probed from its first and last 64 KiB (exports are written
+are parsed: the range of a file is probed from its first and last 16 KiB (exports are written
 in time order, give or take the `file_slack`, default 5 minutes), so a day of data is not
 parsed for a 20-minute window.
 """
@@ -29,7 +29,7 @@ __all__ = ["expand_paths", "parse_times", "read_csv_columns", "csv_header", "ndj
            "overlapping", "dig", "TIME_UNITS"]
 
 TIME_UNITS = ("s", "ms", "us", "ns")
-_PROBE = 1 << 16
+_PROBE = 1 << 14
 
 
 def expand_paths(pattern: str, what: str) -> list[Path]:
@@ -80,11 +80,13 @@ def csv_header(path: Path) -> list[str]:
 
 
 def read_csv_columns(path: Path, columns: dict[str, str], what: str,
-                     optional: set[str] | None = None) -> pd.DataFrame:
+                     optional: set[str] | None = None,
+                     warnings: list[str] | None = None) -> pd.DataFrame:
     """The mapped columns of one CSV as strings, renamed to field names.
 
     `columns` maps field -> CSV column. A required column the file lacks raises SourceError
-    naming the file, line 1 and the field; optional fields come back as all-None.
+    naming the file, line 1 and the field; optional fields come back as all-None. A row with
+    a different number of values than the header is skipped and named in `warnings`.
     """
     header = csv_header(path)
     optional = optional or set()
@@ -96,6 +98,12 @@ def read_csv_columns(path: Path, columns: dict[str, str], what: str,
     present = sorted({c for c in columns.values() if c in header})
     if not present:
         return pd.DataFrame({f: pd.Series([], dtype=object) for f in columns})
+    bad: list[Any] = []
+
+    def skip(row: Any) -> str:
+        bad.append(row)
+        return "skip"
+
     try:
         table = pacsv.read_csv(
             path, read_options=pacsv.ReadOptions(block_size=1 << 22),
@@ -103,10 +111,16 @@ def read_csv_columns(path: Path, columns: dict[str, str], what: str,
                 include_columns=present,
                 column_types={c: pa.string() for c in present},
                 strings_can_be_null=True),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True))
+            parse_options=pacsv.ParseOptions(newlines_in_values=True,
+                                             invalid_row_handler=skip))
     except pa.ArrowInvalid as exc:
         raise SourceError(f"{path.name}: not a readable CSV ({str(exc)[:160]}): fix the file "
-                          "or the format in sources.{what}") from None
+                          f"or sources.{what}.format") from None
+    if bad and warnings is not None:
+        first = bad[0]
+        line = f":{first.number}" if getattr(first, "number", None) else ""
+        warnings.append(f"{path.name}{line}: row has {first.actual_columns} values, the header "
+                        f"{first.expected_columns}: {len(bad)} such row(s) skipped")
     df = table.to_pandas()
     return pd.DataFrame({f: (df[c] if c in df.columns else pd.Series([None] * len(df),
                                                                        dtype=object))

@@ -140,3 +140,14 @@ def test_sampling_is_stated(tmp_path: Path) -> None:
     res = _src(tmp_path).read_logs(*W, limit=10)
     assert len(res.frame) == 10 and res.notes["matched"] == 50
     assert "sample" in res.notes["sampling"]
+
+
+def test_row_with_extra_values_is_skipped_and_named(tmp_path: Path) -> None:
+    path = _write(tmp_path / "a_log.csv", [(_t(1), "a-0", "x INFO y"), (_t(2), "a-0", "z")])
+    lines = path.read_text().splitlines()
+    lines.insert(2, lines[1] + ",extra,values")
+    path.write_text("\n".join(lines) + "\n")
+    res = _src(tmp_path).read_logs(*W)
+    assert len(res.frame) == 2
+    assert any(w.startswith("a_log.csv") and "row has 6 values, the header 4" in w
+               for w in res.warnings)
