@@ -107,7 +107,31 @@ class FilesMetricSource:
             return QueryResult(frame, query, self.backend, warnings=warnings,
                                notes={"missing": [signal]})
         frame = evaluate(self.store, spec, grid)
+        warnings += _sparse_counters(self.store, spec, signal)
         return QueryResult(frame, query, self.backend, warnings=warnings)
+
+
+def _sparse_counters(store: Any, spec: dict[str, Any], signal: str) -> list[str]:
+    """Warn when a rate range holds fewer than 2 samples (e.g. 60-s scrapes with [1m]).
+
+    Prometheus answers such a rate with nothing; so does this evaluator (parity), but the
+    user is told why and how to declare the signal instead of seeing an unexplained gap.
+    """
+    out = []
+    ops = [spec] + [spec[k] for k in ("num", "den") if isinstance(spec.get(k), dict)]
+    for op in ops:
+        if op.get("op") not in ("rate_sum", "histogram_quantile") or "metric" not in op:
+            continue
+        rng = float(op.get("range", spec.get("range", 60)))
+        gaps = [float(np.median(np.diff(x.t))) for x in store.series.get(op["metric"], [])
+                if len(x.t) > 2]
+        if gaps and float(np.median(gaps)) * 2 > rng:
+            need = int(4 * float(np.median(gaps)))
+            out.append(f"signal {signal}: {op['metric']} is sampled every "
+                       f"~{float(np.median(gaps)):.0f} s but its rate range is {rng:.0f} s "
+                       f"(fewer than 2 samples): values are missing; declare the signal with "
+                       f"range: {need} (PromQL [{need}s])")
+    return out
 
 
 def _metric_names(spec: dict[str, Any]) -> list[str]:

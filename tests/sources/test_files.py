@@ -72,3 +72,32 @@ def test_changes_and_metrics_on_demo(demo_data: Path) -> None:
                          pd.Timestamp("2026-11-20T11:00Z"), 60, filters={"service": "payments"})
     assert set(res.frame["service"]) == {"payments"}
     assert res.frame["value"].median() > 0.3
+
+
+def _om(path: Path, every: int, metrics: tuple[str, ...] = ("http_requests_total",)) -> Path:
+    lines = []
+    for name in metrics:
+        lines.append(f"# TYPE {name.removesuffix('_total')} counter")
+        for i in range(30):
+            lines.append(f'{name}{{service="api"}} {10 * every * i} {1_800_000_000 + every * i}')
+    path.write_text("\n".join(lines) + "\n# EOF\n")
+    return path
+
+
+def test_counter_sampled_every_60s_is_explained_not_silent(tmp_path: Path) -> None:
+    src = FilesMetricSource(_om(tmp_path / "m.om", 60))
+    t0 = pd.Timestamp(1_800_000_000, unit="s", tz="UTC")
+    res = src.query_signal("traffic", t0, t0 + pd.Timedelta("20min"), 60)
+    assert any("sampled every ~60 s but its rate range is 60 s" in w and "range: 240" in w
+               for w in res.warnings)
+    fine = FilesMetricSource(_om(tmp_path / "f.om", 15)).query_signal(
+        "traffic", t0, t0 + pd.Timedelta("5min"), 60)
+    assert not fine.warnings and fine.frame["value"].median() == 10.0
+
+
+def test_signal_absent_from_the_file_is_missing(tmp_path: Path) -> None:
+    src = FilesMetricSource(_om(tmp_path / "m.om", 15))
+    t0 = pd.Timestamp(1_800_000_000, unit="s", tz="UTC")
+    res = src.query_signal("cpu", t0, t0 + pd.Timedelta("5min"), 60)
+    assert res.empty and res.notes["missing"] == ["cpu"]
+    assert "process_cpu_seconds_total" in res.warnings[0]
