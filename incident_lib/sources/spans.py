@@ -247,7 +247,8 @@ def _otlp_frame(path: Path, warnings: list[str]) -> pd.DataFrame:
                         "service": attrs.get("service.name"), "pod": attrs.get("k8s.pod.name"),
                         "operation": sp.get("name"), "start": sp.get("startTimeUnixNano"),
                         "end": sp.get("endTimeUnixNano"),
-                        "status": None if code is None else (
-                            "error" if str(code) in ("2", "STATUS_CODE_ERROR") else "ok")})
+                        # OTLP always has a status: absent/UNSET/OK are not errors
+                        "status": "error" if str(code) in ("2", "STATUS_CODE_ERROR")
+                        else "ok"})
     return pd.DataFrame(rows, columns=["_line", "trace_id", "span_id", "parent_id", "service",
                                        "pod", "operation", "start", "end", "status"])

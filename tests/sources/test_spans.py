@@ -135,7 +135,7 @@ def test_otlp_json(tmp_path: Path) -> None:
     df = res.frame
     assert df["service"].tolist() == ["checkout", "checkout"]
     assert df["operation"].tolist() == ["POST /pay", "SELECT"]
-    assert df["status"].tolist()[0] == "error"
+    assert df["status"].tolist() == ["error", "ok"]
     assert df["duration_ms"].tolist() == pytest.approx([2.0, 1.0])
     assert df["parent_id"].tolist() == [None, "01"]
 
