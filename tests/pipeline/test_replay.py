@@ -165,3 +165,15 @@ def test_export_archive_manifest_and_html(demo_run: Path, tmp_path: Path,
     assert archive.verify_export(bad) == ["report.md: sha256 does not match MANIFEST.json"]
     with pytest.raises(InputError, match="inside the run folder"):
         archive.export_run(demo_run, demo_run / "x.tar.gz")
+
+
+def test_replay_keeps_the_declared_signals(demo_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "orig"
+    shutil.copytree(demo_run, copy)
+    data = json.loads((copy / "incident.json").read_text())
+    data["sources"]["metrics"]["signals_preset"] = "pod_csv"
+    (copy / "incident.json").write_text(json.dumps(data))
+    inc = replay.replay_incident(copy, "again-2")
+    assert inc.sources["metrics"]["signals_preset"] == "pod_csv"
