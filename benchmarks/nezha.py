@@ -144,8 +144,12 @@ def investigate(data: Path, work: Path, name: str, at: pd.Timestamp, entry: str,
     except subprocess.TimeoutExpired:
         rc, err = -1, [f"timeout after {timeout:.0f} s"]
     secs = time.perf_counter() - t0
-    run = work / "runs" / name
-    out: dict[str, Any] = {"name": name, "rc": rc, "error": err[0][:200], "seconds": secs,
+    return read_run(work / "runs" / name, name, rc, err[0][:200], secs)
+
+
+def read_run(run: Path, name: str, rc: int, error: str, secs: float) -> dict[str, Any]:
+    """The scored parts of one run folder: ranked services, fact stated, rollback."""
+    out: dict[str, Any] = {"name": name, "rc": rc, "error": error, "seconds": secs,
                            "ranked": [], "ranks": [], "fact": False, "rollback": False}
     cor = _data(run / "findings" / "correlation.json")
     if cor:
@@ -159,6 +163,16 @@ def investigate(data: Path, work: Path, name: str, at: pd.Timestamp, entry: str,
     report = run / "report.md"
     out["fact"] = report.is_file() and "most likely root cause is" in report.read_text("utf-8")
     return out
+
+
+def _rescored(run: Path, name: str) -> dict[str, Any]:
+    try:
+        st = json.loads((run / "status.json").read_text("utf-8"))
+        secs = (pd.Timestamp(st["ended"]) - pd.Timestamp(st["started"])).total_seconds()
+        rc = 0 if st.get("state") == "ok" else 1
+    except (OSError, ValueError, KeyError):
+        secs, rc = float("nan"), 1
+    return read_run(run, name, rc, "" if rc == 0 else "run not ok", secs)
 
 
 def _data(path: Path) -> dict[str, Any] | None:
@@ -213,7 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--normal-windows", type=int, default=10)
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--keep", type=Path, help="work folder to keep (default: a temp folder)")
+    ap.add_argument("--rescore", action="store_true",
+                    help="score the run folders already in --keep (no investigation; seconds "
+                         "from each run's status.json)")
     args = ap.parse_args(argv)
+    if args.rescore and not args.keep:
+        raise SystemExit("--rescore needs --keep WORK (the folder of an earlier run)")
     faults = load_faults(args.data)[: args.cases]
     entry = args.entry or infer_entry(args.data)
     print(f"entry service: {entry}{'' if args.entry else ' (most root spans)'}")
@@ -224,9 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.normal:
         jobs += [(args.normal, f"normal-{i:02d}", t)
                  for i, t in enumerate(normal_windows(args.normal, args.normal_windows))]
-    with cf.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(pool.map(lambda j: investigate(j[0], work, j[1], j[2], entry,
-                                                      args.timeout), jobs))
+    if args.rescore:
+        results = [_rescored(work / "runs" / j[1], j[1]) for j in jobs]
+    else:
+        with cf.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            results = list(pool.map(lambda j: investigate(j[0], work, j[1], j[2], entry,
+                                                          args.timeout), jobs))
     rows = []
     for f, res in zip(faults, results, strict=False):
         truth = rule.service_of(f["inject_pod"])
