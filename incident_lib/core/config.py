@@ -68,11 +68,14 @@ def load_config(path: str | Path | None = None, data_dir: str | Path | None = No
                              "environment and name the variable (e.g. token_env: PROM_TOKEN)")
     if data.get("severity_policy") is not None:
         data["severity_policy"] = validate_severity_policy(data["severity_policy"], f"{p}: ")
-    for kind in ("metrics", "logs", "changes"):
+    for kind in ("metrics", "logs", "changes", "spans"):
         spec = (data["sources"] or {}).get(kind) if isinstance(data["sources"], dict) else None
-        if isinstance(spec, dict) and spec.get("kind") not in _SOURCE_KINDS:
+        kinds = _SOURCE_KINDS if kind != "spans" else {"files"}
+        if kind in ("changes", "spans"):
+            kinds = kinds | {"none"}  # optional: absent or `none` = empty, and the run says so
+        if isinstance(spec, dict) and spec.get("kind") not in kinds:
             raise ConfigError(f"{p}: sources.{kind}.kind is {str(spec.get('kind'))[:40]!r}: use "
-                              f"one of {', '.join(sorted(_SOURCE_KINDS))}")
+                              f"one of {', '.join(sorted(kinds))}")
     data["_base"] = str(p.parent.resolve())
     return data
 

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import SourceError
+from ..core.errors import SourceError
 from .base import LOG_COLUMNS, QueryResult
 from .podmap import pod_rule
 from .tables import dig, expand_paths, ndjson_records, overlapping, parse_times, read_csv_columns

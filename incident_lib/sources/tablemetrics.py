@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError, SourceError
-from ..signals import Signal, signal_set
+from ..core.errors import InputError, SourceError
+from ..core.signals import Signal, signal_set
 from .base import QueryResult, time_grid
 from .podmap import pod_rule
 from .tables import csv_header, expand_paths, parse_times, read_csv_columns

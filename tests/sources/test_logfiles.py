@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from incident_lib.errors import SourceError
+from incident_lib.core.errors import SourceError
 from incident_lib.sources import make_log_source
 from incident_lib.sources.base import LOG_COLUMNS, LogSource
 from incident_lib.sources.logfiles import level_from_message

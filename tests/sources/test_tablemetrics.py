@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from incident_lib.errors import InputError, SourceError
+from incident_lib.core.errors import InputError, SourceError
 from incident_lib.sources import make_metric_source
 from incident_lib.sources.base import MetricSource
 
@@ -96,7 +96,7 @@ def test_long_layout_counter_sampled_every_60s(tmp_path: Path) -> None:
 
 
 def test_bad_signal_declaration_names_the_field() -> None:
-    from incident_lib.signals import signal_set
+    from incident_lib.core.signals import signal_set
 
     with pytest.raises(InputError, match=r"signals.cpu.kind 'histogram' is invalid"):
         signal_set({"signals": {"cpu": {"kind": "histogram", "unit": "cores"}}})
@@ -107,7 +107,7 @@ def test_bad_signal_declaration_names_the_field() -> None:
 
 
 def test_default_preset_is_signals_yaml() -> None:
-    from incident_lib.signals import signal_set, signals
+    from incident_lib.core.signals import signal_set, signals
 
     assert signal_set(None) == signals()
     assert signal_set(None)["error_rate"].role == "error_rate"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from incident_lib.alerts import incident_from_alert
-from incident_lib.errors import InputError
+from incident_lib.core.errors import InputError
+from incident_lib.pipeline.alerts import incident_from_alert
 
 STARTS = "2026-03-01T10:00:00Z"
 
