@@ -153,3 +153,11 @@ def test_position_counts_a_tie_at_its_last_place() -> None:
     s = nezha.scores(rows)
     assert (s["AC@1"], s["AC@3"], s["AC@5"]) == (0.25, 0.5, 0.5)
     assert s["Avg@5"] == pytest.approx((0.25 + 0.25 + 0.5 + 0.5 + 0.5) / 5)
+
+
+def test_normal_windows_lie_in_the_fault_free_coverage(tmp_path: Path) -> None:
+    data = make_nezha_folder(tmp_path)
+    times = nezha.normal_windows(data, 4)
+    assert len(times) == 4 and times == sorted(times)
+    first, last = INJECT - pd.Timedelta("30min"), INJECT + pd.Timedelta("3min")
+    assert all(first <= t <= last for t in times)
