@@ -46,9 +46,16 @@ _BACKENDS: dict[str, dict[str, str]] = {
     "spans": {"files": ".spans:FilesSpanSource",
               "none": ".spans:NoSpanSource"},
 }
-# files backends with a `format:` read user exports through a mapping (tables.py)
+# files backends whose `format:` is a table format read user exports through a field mapping
+# (tables.py); any other logs `format` is a text-log header format (sources/logformats.py)
 _TABLES = {"metrics": ".tablemetrics:TableMetricSource", "logs": ".logfiles:TableLogSource",
            "spans": ".spans:FilesSpanSource"}
+_TABLE_FORMATS = {"metrics": {"csv"}, "logs": {"csv", "ndjson"}}
+
+
+def _table(what: str, spec: dict[str, Any]) -> bool:
+    return spec.get("kind") == "files" and (
+        what == "spans" or str(spec.get("format")) in _TABLE_FORMATS.get(what, set()))
 
 
 def _make(what: str, spec: dict[str, Any]) -> Any:
@@ -60,13 +67,13 @@ def _make(what: str, spec: dict[str, Any]) -> Any:
     if target is None:
         raise InputError(f"sources.{what}.kind {str(kind)[:30]!r} is unknown: use "
                          f"{', '.join(kinds)}")
-    if kind == "files" and (what == "spans" or (spec.get("format") and what in _TABLES)):
+    if _table(what, spec):
         target = _TABLES[what]
     module, name = target.split(":")
     cls = getattr(importlib.import_module(module, __package__), name)
     if kind == "none":
         return cls()
-    if kind == "files" and (what == "spans" or (spec.get("format") and what in _TABLES)):
+    if _table(what, spec):
         return cls(spec)
     if kind == "files" and what == "metrics":
         return cls(spec["path"], signals=spec)

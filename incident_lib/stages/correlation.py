@@ -19,6 +19,7 @@ from ..core.errors import StageError
 from ..core.findings import CorrelationFindings
 from ..core.model import iso
 from ..core.safe import md_inline, md_table
+from ..core.signals import signals
 from ..report.display import Section
 from ..report.render import fmt_time
 from ..runs.folder import Run

@@ -151,3 +151,15 @@ def test_row_with_extra_values_is_skipped_and_named(tmp_path: Path) -> None:
     assert len(res.frame) == 2
     assert any(w.startswith("a_log.csv") and "row has 6 values, the header 4" in w
                for w in res.warnings)
+
+
+def test_text_log_header_format_still_goes_to_the_text_reader(tmp_path: Path) -> None:
+    from incident_lib.sources.files import FilesLogSource
+    from incident_lib.sources.logfiles import TableLogSource
+
+    (tmp_path / "app.log").write_text("2026-03-01 10:00:00 INFO started\n")
+    text = make_log_source({"kind": "files", "path": str(tmp_path / "app.log"),
+                            "format": "<Date> <Time> <Level> <Content>"})
+    assert isinstance(text, FilesLogSource)
+    _write(tmp_path / "a_log.csv", [(_t(1), "a-0", "x")])
+    assert isinstance(_src(tmp_path), TableLogSource)
