@@ -17,6 +17,7 @@ from ..core.errors import SourceError
 from ..core.findings import TriageFindings
 from ..core.model import iso
 from ..core.safe import md_inline, md_table
+from ..core.signals import signals
 from ..report.display import Figure, Section
 from ..report.plots import plot_golden_signals
 from ..report.render import fmt_duration, fmt_pct, fmt_time, render_template
@@ -69,7 +70,7 @@ def golden_signals(run: Run) -> Section:
         md += f"\nMissing (not in the data, not shown as 0): " \
               f"{', '.join(md_inline(n) for n in missing)}.\n"
     return Section("Golden signals", md, {"frames": frames, "no_data": no_data,
-                                          "missing": missing})
+                                          "missing": missing, "defs": run.signals})
 
 
 def log_volume(run: Run) -> Section:
@@ -345,7 +346,7 @@ def collect(sig: Section, onset: Section, impact: Section, severity: Section,
 
 
 def _strongest(sig: Section) -> dict[str, Any] | None:
-    defs = signals()
+    defs = sig.data.get("defs") or signals()  # the deployment's declared signals
     return strongest_deviation(sig.data["frames"], {k: d.unit for k, d in defs.items()},
                                {k: d.direction for k, d in defs.items()})
 
