@@ -79,8 +79,7 @@ def template_changes(
         return out.assign(service=[], template_id=[], template=[], level=[], status=[], weight=[])
     out[["service", "template_id"]] = pd.DataFrame(out.pop("key").tolist(), index=out.index)
     meta = logs.groupby("template_id").agg(template=("template", "first"))
-    lvl = (in_i if len(in_i) else logs).groupby(key)["level"].agg(
-        lambda s: s.astype(str).str.lower().mode().iat[0] if len(s) else "")
+    lvl = (in_i if len(in_i) else logs).groupby(key)["level"].agg(_main_level)
     out = out.join(meta, on="template_id")
     out["level"] = [lvl.get((s, t), "") for s, t in zip(out["service"], out["template_id"],
                                                            strict=True)]
@@ -101,6 +100,15 @@ def _value_text(v: object) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)
+
+
+def _main_level(levels: pd.Series) -> str:
+    """The most common level of a template's lines, "" when the data has none (None/NaN)."""
+    known = levels.dropna()
+    known = known[known.astype(str).str.strip() != ""]
+    if known.empty:
+        return ""
+    return str(known.astype(str).str.lower().mode().iat[0])
 
 
 def what_changed(

@@ -39,8 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     src = r.add_mutually_exclusive_group(required=True)
     src.add_argument("--alert", help="Alertmanager webhook v4 JSON file")
     src.add_argument("--service", help="service to investigate (with --start and --end)")
-    r.add_argument("--start", help="window start, ISO-8601")
-    r.add_argument("--end", help="window end, ISO-8601")
+    r.add_argument("--start", help="window start, ISO-8601 (with --alert: default 2 h before "
+                   "the alert)")
+    r.add_argument("--end", help="window end, ISO-8601 or now (with --alert: default 75 min "
+                   "after the alert, capped at now)")
     r.add_argument("--data", help="folder with incident.yaml (files backend)")
     r.add_argument("--config", help="config YAML (backends, topology, severity policy)")
     r.add_argument("--id", help="incident id (default derived from the alert or flags)")
@@ -118,7 +120,8 @@ def _execute(path: Path, timeout: int) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.alert:
         payload = load_alert_file(args.alert)
-        inc = incident_from_alert(payload, _config(args), incident_id=args.id)
+        inc = incident_from_alert(payload, _config(args), incident_id=args.id,
+                                  start=args.start, end=args.end)
     else:
         if not args.start or not args.end:
             raise InputError("--service needs --start and --end (ISO-8601 times)")

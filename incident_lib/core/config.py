@@ -69,11 +69,14 @@ def load_config(path: str | Path | None = None, data_dir: str | Path | None = No
                              "environment and name the variable (e.g. token_env: PROM_TOKEN)")
     if data.get("severity_policy") is not None:
         data["severity_policy"] = validate_severity_policy(data["severity_policy"], f"{p}: ")
-    for kind in ("metrics", "logs", "changes"):
+    for kind in ("metrics", "logs", "changes", "spans"):
         spec = (data["sources"] or {}).get(kind) if isinstance(data["sources"], dict) else None
-        if isinstance(spec, dict) and spec.get("kind") not in _SOURCE_KINDS:
+        kinds = _SOURCE_KINDS if kind != "spans" else {"files"}
+        if kind in ("changes", "spans"):
+            kinds = kinds | {"none"}  # optional: absent or `none` = empty, and the run says so
+        if isinstance(spec, dict) and spec.get("kind") not in kinds:
             raise ConfigError(f"{p}: sources.{kind}.kind is {str(spec.get('kind'))[:40]!r}: use "
-                              f"one of {', '.join(sorted(_SOURCE_KINDS))}")
+                              f"one of {', '.join(sorted(kinds))}")
     if isinstance(data["sources"], dict):
         check_no_credentials(data["sources"])  # at load: `incident serve` fails at startup
     data["_base"] = str(p.parent.resolve())
@@ -130,13 +133,29 @@ def check_no_credentials(sources: dict[str, Any]) -> None:
 
 
 def resolve_sources(config: dict) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Sources with paths made absolute, and the topology; secrets stay env-var names only."""
+    """Sources with paths made absolute, and the topology; secrets stay env-var names only.
+
+    metrics and logs are required; changes and spans are optional (kind none: empty, stated).
+    The top-level `signals_preset` / `signals` go into the metrics spec and `pod_service`
+    (the pod -> service rule) into every spec, so incident.json holds all a run needs.
+    """
     base = Path(config.get("_base", "."))
     sources: dict[str, Any] = {}
-    for kind in ("metrics", "logs", "changes"):
+    for kind in ("metrics", "logs", "changes", "spans"):
         spec = dict(config["sources"].get(kind) or {})
+        if not spec and kind in ("changes", "spans"):
+            spec = {"kind": "none"}
         if not spec:
             raise InputError(f"config: sources.{kind} is missing: add kind and path/url")
+        if config.get("pod_service"):
+            spec.setdefault("pod_service", config["pod_service"])
+        if kind == "metrics":
+            for key in ("signals_preset", "signals"):
+                if config.get(key):
+                    spec.setdefault(key, config[key])
+            from .signals import signal_set
+
+            signal_set(spec)  # a bad declaration fails here, naming the field
         for k in spec:
             if k.lower() in _SECRET_KEYS:
                 raise InputError(f"config: sources.{kind}.{k} is a secret in the file: use "

@@ -131,6 +131,7 @@ class Impact(Findings):
     failed_requests: int | None = None
     total_requests: int | None = None
     customer_latency_ratio: float | None = None
+    no_error_data: bool | None = None  # True: no error-rate signal, so no error share at all
     per_service: list[Record] = field(default_factory=list)
     users_affected: Any = None
     extra: dict[str, Any] = _extra()
@@ -165,6 +166,8 @@ class TriageFindings(Findings):
 
     signals: dict[str, Any] = field(default_factory=dict)
     no_data: list[str] = field(default_factory=list)
+    # signals the telemetry lacks (never shown as 0), and impact roles without any signal
+    missing: list[str] = field(default_factory=list)
     onset: Onset = field(default_factory=Onset)
     impact: Impact = field(default_factory=Impact)
     severity: SeverityFinding | None = None

@@ -192,10 +192,13 @@ def known_services(sources: dict[str, Any]) -> list[str]:
 
 def incident_from_alert(payload: dict[str, Any], config: dict[str, Any],
                         incident_id: str | None = None,
-                        received: pd.Timestamp | None = None) -> Incident:
-    """An Incident for an alert group: window around the earliest startsAt, capped at now.
+                        received: pd.Timestamp | None = None, *, start: str | None = None,
+                        end: str | None = None) -> Incident:
+    """An Incident for an alert group: window around the earliest startsAt.
 
     `received` is when the notification arrived (the resolve time when endsAt is unset).
+    start/end (ISO-8601, end may be "now") place the window; without them it runs from 2 h
+    before the alert to 75 minutes after it, capped at the receipt time (the webhook default).
     """
     payload = validate_payload(payload)
     alerts = payload["alerts"]
@@ -209,8 +212,19 @@ def incident_from_alert(payload: dict[str, Any], config: dict[str, Any],
     check_service(service, known_services(sources))
     now = received if received is not None else _now()
     starts = min(parse_time(a["startsAt"], "startsAt") for a in alerts)
-    # the window ends at the receipt time at the latest, and is never shorter than MIN_WINDOW
-    end = min(starts + LOOKAHEAD, max(now, starts + MIN_WINDOW))
+    t0 = parse_time(start, "--start") if start else starts - LOOKBACK
+    if end == "now":
+        t1 = now
+    elif end:
+        t1 = parse_time(end, "--end")
+    else:  # ends at the receipt time at the latest, and is never shorter than MIN_WINDOW
+        t1 = min(starts + LOOKAHEAD, max(now, starts + MIN_WINDOW))
+    if t1 - t0 < MIN_WINDOW:
+        raise InputError(f"the window {iso(t0)} to {iso(t1)} is shorter than "
+                         f"{int(MIN_WINDOW.total_seconds() // 60)} minutes: pass a later --end "
+                         "(or now)")
+    if t1 - t0 > pd.Timedelta("7D"):
+        raise InputError("the window is longer than 7 days: pass --start/--end to narrow it")
     key = dedupe_key(payload)
     if incident_id is None:
         name = slug(labels.get("alertname", "alert"), 30)
@@ -220,8 +234,8 @@ def incident_from_alert(payload: dict[str, Any], config: dict[str, Any],
     resolved = resolved_time(payload, now)
     previous = payload.get("_previous_incident")  # set by `incident serve` on a re-fire
     previous = validate_incident_id(previous) if isinstance(previous, str) else None
-    return Incident(id=incident_id, title=title[:200], service=service, start=iso(starts -
-                    LOOKBACK) or "", end=iso(end) or "", alert_time=iso(starts), labels=labels,
+    return Incident(id=incident_id, title=title[:200], service=service, start=iso(t0) or "",
+                    end=iso(t1) or "", alert_time=iso(starts), labels=labels,
                     annotations=ann, source="alertmanager", group_key=key, resolved_at=resolved,
                     previous_incident=previous, sources=sources, topology=topo,
                     severity_policy=config.get("severity_policy"))

@@ -53,8 +53,9 @@ def replay_incident(run_path: Path, new_id: str | None = None) -> Any:
     sources: dict[str, Any] = {}
     for kind in ("metrics", "logs", "changes"):
         spec: dict[str, Any] = {"kind": "bundle", "path": evidence}
-        if "max_lines" in (old.get(kind) or {}):
-            spec["max_lines"] = old[kind]["max_lines"]  # same cap, same sampling
+        for key in ("max_lines", "signals_preset", "signals"):  # same cap, same signals
+            if key in (old.get(kind) or {}):
+                spec[key] = old[kind][key]
         sources[kind] = spec
     inc.sources = sources
     inc.source = f"{REPLAY_SOURCE}{orig.incident.id}"

@@ -24,7 +24,8 @@ from ..core.findings import (
 )
 from ..core.model import FINDINGS_SCHEMA, Incident, iso
 from ..core.redact import redact_series, redact_text
-from ..sources.base import ChangeSource, LogSource, MetricSource, QueryResult
+from ..core.signals import Signal, signal_set
+from ..sources.base import ChangeSource, LogSource, MetricSource, QueryResult, SpanSource
 from ..core.storage import (
     atomic_write_json,
     atomic_write_with,
@@ -127,9 +128,24 @@ class Run:
 
         return self._source("changes", make_change_source)
 
+    @property
+    def spans(self) -> SpanSource:
+        """The spans backend (none configured: an empty source that says so)."""
+        from ..sources import make_span_source
+
+        return self._source("spans", make_span_source)
+
+    @property
+    def signals(self) -> dict[str, Signal]:
+        """The metric signals this deployment declares (default: signals.yaml)."""
+        return signal_set(self.incident.sources.get("metrics"))
+
     def _source(self, kind: str, factory: Any) -> Any:
         if kind not in self._sources:
-            self._sources[kind] = factory(self.incident.sources[kind])
+            spec = self.incident.sources.get(kind)
+            if spec is None and kind in ("changes", "spans"):
+                spec = {"kind": "none"}
+            self._sources[kind] = factory(spec)
         return self._sources[kind]
 
     def dir(self, name: str) -> Path:

@@ -16,10 +16,13 @@ __all__ = [
     "MetricSource",
     "LogSource",
     "ChangeSource",
+    "SpanSource",
+    "NoChangeSource",
     "SourceError",
     "QueryError",
     "LOG_COLUMNS",
     "CHANGE_COLUMNS",
+    "SPAN_COLUMNS",
     "MAX_POINTS",
     "choose_step",
     "time_grid",
@@ -29,6 +32,9 @@ __all__ = [
 # Normalised column names every LogSource / ChangeSource returns.
 LOG_COLUMNS = ["time", "service", "level", "message", "host", "trace_id", "status"]
 CHANGE_COLUMNS = ["time", "service", "type", "id", "description", "version", "author"]
+# start: tz-aware UTC; parent_id None for roots; status "error" / "ok" / None when unknown.
+SPAN_COLUMNS = ["trace_id", "span_id", "parent_id", "service", "pod", "operation", "start",
+                "duration_ms", "status"]
 
 
 @dataclass
@@ -50,7 +56,11 @@ class QueryResult:
 
 @runtime_checkable
 class MetricSource(Protocol):
-    """Evaluates named signals (see signals.yaml) over a time range."""
+    """Evaluates named signals (declared per deployment; see signals.yaml) over a time range.
+
+    A signal the source lacks comes back as an empty frame, its name listed in
+    notes["missing"] and a warning: never as zeros.
+    """
 
     backend: str
 
@@ -62,7 +72,7 @@ class MetricSource(Protocol):
         step: float,
         filters: dict[str, str] | None = None,
     ) -> QueryResult:
-        """Long frame with columns time, <labels...>, value."""
+        """Long frame with columns time, service, value (optionally pod, other labels)."""
         ...
 
     def services(self) -> list[str]:
@@ -103,6 +113,37 @@ class ChangeSource(Protocol):
     def changes(self, start: pd.Timestamp, end: pd.Timestamp) -> QueryResult:
         """Change events (columns CHANGE_COLUMNS) in [start, end]."""
         ...
+
+
+@runtime_checkable
+class SpanSource(Protocol):
+    """Trace spans (one row a span)."""
+
+    backend: str
+
+    def spans(
+        self,
+        start: pd.Timestamp,
+        end: pd.Timestamp,
+        *,
+        services: list[str] | None = None,
+        limit: int | None = None,
+    ) -> QueryResult:
+        """Spans starting in [start, end] (columns SPAN_COLUMNS); notes say orphans/cycles."""
+        ...
+
+
+class NoChangeSource:
+    """Stands in when no changes are configured: empty, and says so (changes are optional)."""
+
+    backend = "none"
+
+    def changes(self, start: pd.Timestamp, end: pd.Timestamp) -> QueryResult:
+        """No change events, with the warning that none are configured."""
+        frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in CHANGE_COLUMNS})
+        frame["time"] = pd.to_datetime(pd.Series([], dtype="datetime64[ns, UTC]"))
+        return QueryResult(frame, "changes: none configured", self.backend,
+                           warnings=["no changes configured"], notes={"missing": ["changes"]})
 
 
 MAX_POINTS = 11_000

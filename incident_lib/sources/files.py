@@ -1,10 +1,10 @@
-"""Embedded default backend: NDJSON/Parquet logs, one OpenMetrics file, NDJSON changes."""
+"""Embedded default backend for logs and changes: NDJSON/Parquet (and text logs); the metrics
+file is read by filemetrics.py."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +17,12 @@ import pyarrow.parquet as pq
 
 from ..core.errors import SourceError
 from ..core.redact import redact_text
-from ..core.signals import get_signal
-from .base import CHANGE_COLUMNS, LOG_COLUMNS, QueryResult, nonfinite_warning, time_grid
-from .openmetrics import MetricStore, evaluate, parse_openmetrics
+from .base import CHANGE_COLUMNS, LOG_COLUMNS, QueryResult
+from .filemetrics import _check_file
 from .records import epoch_unit, flat_table, flatten, row_time, units_note
 from .textlogs import TextLog, is_text_log
 
 __all__ = [
-    "FilesMetricSource",
     "FilesLogSource",
     "FilesChangeSource",
     "ECS_LOG_FIELDS",
@@ -51,68 +49,16 @@ ECS_CHANGE_FIELDS = {
 }
 
 
-def _check_file(path: Path, what: str) -> Path:
-    if not path.is_file():
-        raise SourceError(f"{what} file {path} does not exist: run `incident demo` or fix the path")
-    return path
 
 
-@lru_cache(maxsize=4)
-def _load_store(path: str, mtime: float, size: int) -> MetricStore:
-    return parse_openmetrics(path)
 
 
-class FilesMetricSource:
-    """Signals evaluated in-process on one OpenMetrics text file."""
-
-    backend = "files"
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = _check_file(Path(path), "metrics")
-
-    @property
-    def store(self) -> MetricStore:
-        """The parsed file (cached while the file is unchanged)."""
-        st = self.path.stat()
-        return _load_store(str(self.path), st.st_mtime, st.st_size)
-
-    def services(self) -> list[str]:
-        """Distinct `service` label values."""
-        return self.store.label_values("service")
-
-    def query_signal(
-        self,
-        signal: str,
-        start: pd.Timestamp,
-        end: pd.Timestamp,
-        step: float,
-        filters: dict[str, str] | None = None,
-    ) -> QueryResult:
-        """Evaluate a named signal over [start, end] every step seconds."""
-        sig = get_signal(signal)
-        spec = _with_filters(sig.files, filters or {})
-        grid = time_grid(start, end, step)
-        flagged: list[str] = []
-        frame = evaluate(self.store, spec, grid, flagged)
-        query = f"files:{self.path.name} {json.dumps(spec, sort_keys=True)} step={step:g}s"
-        warnings = list(self.store.warnings)
-        notes: dict[str, Any] = {}
-        if flagged:
-            notes["nonfinite_series"] = flagged[:20]
-            warnings.insert(0, nonfinite_warning(flagged))
-        return QueryResult(frame, query, self.backend, warnings=warnings, notes=notes)
 
 
-def _with_filters(spec: dict[str, Any], filters: dict[str, str]) -> dict[str, Any]:
-    if not filters:
-        return spec
-    out = dict(spec)
-    if "metric" in out:
-        out["match"] = {**out.get("match", {}), **filters}
-    for side in ("num", "den"):
-        if side in out:
-            out[side] = _with_filters(out[side], filters)
-    return out
+
+
+
+
 
 
 _BATCH_LINES = 100_000

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..core.config import secret_from_env
 from ..core.errors import InputError, QueryError, SourceError
-from ..core.signals import get_signal, render_promql
+from ..core.signals import get_signal, render_promql, signal_set
 from .base import MAX_POINTS, QueryResult, choose_step, nonfinite_warning, time_grid
 
 __all__ = ["PrometheusMetricSource", "DEFAULT_TIMEOUT", "RETRY_STATUS"]
@@ -109,7 +109,7 @@ class PrometheusMetricSource:
         if not url:
             raise InputError("sources.metrics.url is missing: e.g. http://127.0.0.1:9090")
         ca = spec.get("ca_bundle") or secret_from_env(spec, "ca_bundle")
-        return cls(
+        src = cls(
             str(url),
             token=secret_from_env(spec, "token"),
             username=spec.get("username") or secret_from_env(spec, "username"),
@@ -119,6 +119,8 @@ class PrometheusMetricSource:
             retries=int(spec.get("retries", 3)),
             max_points=int(spec.get("max_points", MAX_POINTS)),
         )
+        src.signals = signal_set(spec)  # the deployment's declared signals (PromQL each)
+        return src
 
     def close(self) -> None:
         """Close the HTTP connection pool."""
@@ -256,7 +258,13 @@ class PrometheusMetricSource:
         filters: dict[str, str] | None = None,
     ) -> QueryResult:
         """Evaluate a named signal's PromQL (filters as escaped literals) every step seconds."""
-        sig = get_signal(signal)
+        declared = getattr(self, "signals", None)
+        sig = declared[signal] if declared and signal in declared else get_signal(signal)
+        if not sig.promql:
+            frame = pd.DataFrame(columns=["time", "service", "value"])
+            return QueryResult(frame, f"signal {signal}: no promql declared", self.backend,
+                               warnings=[f"signal {signal}: no promql declared: reported as "
+                                         "missing, not 0"], notes={"missing": [signal]})
         promql = render_promql(sig, filters)
         return self.query_range(promql, start, end, step, by=_by_labels(sig.files),
                                 nan_is_bad=sig.files.get("op") != "ratio")

@@ -8,7 +8,6 @@ import pandas as pd
 
 from ..analysis.outcome import decide_outcome
 from ..core.findings import Findings, TriageFindings
-from ..core.signals import signals
 from ..runs.folder import Run
 from ..sources.base import choose_step
 
@@ -33,7 +32,7 @@ def signal_frames(run: Run, stage: str, names: list[str] | None = None) -> dict[
     step = choose_step(inc.start_ts, inc.end_ts)
     out: dict[str, pd.DataFrame] = {}
     index = run.evidence_index()
-    for name in names or list(signals()):
+    for name in names or list(run.signals):
         key = f"signal_{name}"
         if key in index:
             out[name] = run.evidence(key)

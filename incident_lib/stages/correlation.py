@@ -151,7 +151,7 @@ def _with_exact_counts(run: Run, ctx: Section, base: pd.DataFrame, inc: pd.DataF
 def anomalies(run: Run, ctx: Section) -> Section:
     """Metric anomalies ranked across services (robust z of the incident window)."""
     frames = signal_frames(run, "correlation")
-    defs = signals()
+    defs = run.signals
     tri = ctx.data["triage"]
     ref = pd.Timestamp(tri.onset.ref_time) if tri.onset.ref_time else None
     an = rank_anomalies(frames, {k: d.unit for k, d in defs.items()},

@@ -11,7 +11,6 @@ import pandas as pd
 from ..core.errors import InputError, SourceError
 from ..core.notes import UPDATES_FILE, load_notes, load_status_updates
 from ..core.safe import md_inline
-from ..core.signals import signals
 from ..core.storage import atomic_write_json
 from ..runs.folder import Run
 from ..sources.base import choose_step
@@ -27,12 +26,12 @@ def _current_frames(run: Any) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, st
     step = choose_step(inc.start_ts, inc.end_ts)
     try:
         frames = {n: run.metrics.query_signal(n, inc.start_ts, inc.end_ts, step).frame
-                  for n in signals()}
+                  for n in run.signals}
         changes = run.changes.changes(inc.start_ts, inc.end_ts).frame
         fallback = None
     except SourceError as exc:
         idx = run.evidence_index()
-        frames = {n: run.evidence(f"signal_{n}") for n in signals() if f"signal_{n}" in idx}
+        frames = {n: run.evidence(f"signal_{n}") for n in run.signals if f"signal_{n}" in idx}
         changes = run.evidence("changes") if "changes" in idx else pd.DataFrame(
             columns=["time", "service", "type", "id", "description"])
         fallback = " ".join(str(exc).split())[:160]

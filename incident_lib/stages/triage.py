@@ -1,4 +1,8 @@
-"""Stage 1, triage: golden signals, onset, blast radius, severity, first status update."""
+"""Stage 1, triage: golden signals, onset, blast radius, severity, first status update.
+
+Just over 400 lines: one function per cell of 01_triage.ipynb plus the one-call `run`; the
+notebook reads top to bottom like this module, so they stay together.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +32,19 @@ from .state import current_state
 __all__ = ["summarize", "golden_signals", "log_volume", "detect_onset", "measure_impact",
            "assess", "plot", "recent_changes", "status_update", "collect", "save", "run"]
 
-IMPACT_SIGNALS = ["error_rate", "latency_p99"]
+IMPACT_SIGNALS = ["error_rate", "latency_p99"]  # the default preset's impact signals
+IMPACT_ROLES = ("error_rate", "latency")
+
+
+def _by_role(run: Run, frames: dict[str, pd.DataFrame], role: str) -> tuple[str | None,
+                                                                         pd.DataFrame]:
+    """The first declared signal with this role that has data (None: the data lacks one)."""
+    for name, d in run.signals.items():
+        if d.role == role and name in frames and not frames[name].empty:
+            return name, frames[name]
+    return None, pd.DataFrame({"time": pd.Series([], dtype="datetime64[ns, UTC]"),
+                               "service": pd.Series([], dtype=object),
+                               "value": pd.Series([], dtype=float)})
 
 
 def golden_signals(run: Run) -> Section:
@@ -46,6 +62,11 @@ def golden_signals(run: Run) -> Section:
                          "max": v.max()})
     table = pd.DataFrame(rows)
     no_data = [n for n, df in frames.items() if df.empty]
+    index = run.evidence_index()
+    missing = [n for n in frames
+               if (index.get(f"signal_{n}", {}).get("notes") or {}).get("missing")]
+    roles = {d.role for n, d in run.signals.items() if n in frames and not frames[n].empty}
+    missing += [f"{r} (no signal)" for r in IMPACT_ROLES if r not in roles]
     health = run.evidence_health()
     md = ""
     if health["summary"]:  # first thing on screen: what these numbers cannot be trusted for
@@ -53,7 +74,11 @@ def golden_signals(run: Run) -> Section:
     md += md_table(table, max_rows=40)
     if no_data:
         md += f"\nNo data for: {', '.join(md_inline(n) for n in no_data)}.\n"
+    if missing:
+        md += f"\nMissing (not in the data, not shown as 0): " \
+              f"{', '.join(md_inline(n) for n in missing)}.\n"
     return Section("Golden signals", md, {"frames": frames, "no_data": no_data,
+                                          "missing": missing, "defs": run.signals,
                                           "nonfinite_series": health["nonfinite_series"]})
 
 
@@ -92,12 +117,15 @@ def log_volume(run: Run) -> Section:
 def detect_onset(run: Run, sig: Section) -> Section:
     """Onset of the incident (earliest impact excursion) and which series moved first."""
     frames: dict[str, pd.DataFrame] = sig.data["frames"]
-    defs = signals()
+    defs = run.signals
     ref = run.incident.alert_ts
     if ref is None:  # opened by hand: anchor on the incident service's largest excursion
-        df = frames.get("error_rate", pd.DataFrame())
+        name, df = _by_role(run, frames, "error_rate")
+        if name is None:
+            name, df = _by_role(run, frames, "latency")
         own = df[df["service"] == run.incident.service] if not df.empty else df
-        exc = find_excursion(own.set_index("time")["value"], unit="ratio") if len(own) else None
+        exc = find_excursion(own.set_index("time")["value"], unit=defs[name].unit,
+                             direction=defs[name].direction) if len(own) and name else None
         ref = exc.peak_time if exc else run.incident.end_ts
     movers = []
     for name, df in frames.items():
@@ -112,7 +140,7 @@ def detect_onset(run: Run, sig: Section) -> Section:
             movers.append({"series": f"{name}{{service={svc}}}", "signal": name,
                            "service": str(svc), "onset": exc.onset, "baseline": exc.baseline,
                            "peak": exc.peak, "recovered": exc.recovered,
-                           "impact": name in IMPACT_SIGNALS})
+                           "impact": d.role in IMPACT_ROLES})
     mv = pd.DataFrame(movers)
     if mv.empty:
         md = "No sustained excursion found in any signal: **no onset detected** (no data or no "\
@@ -148,7 +176,9 @@ def measure_impact(run: Run, sig: Section, onset: Section) -> Section:
                        {"onset": None, "recovered": None, "as_of": iso(as_of),
                         "status": "unknown", "duration_s": None,
                         "entrypoints": entrypoints_of(run), "affected_services": [],
-                        "customer_error_share": 0.0, "failed_requests": 0,
+                        "customer_error_share": (
+                            None if _by_role(run, frames, "error_rate")[0] is None else 0.0),
+                        "failed_requests": 0,
                         "total_requests": 0, "customer_latency_ratio": 1.0,
                         "per_service": [], "users_affected": None})
     mv = onset.data["movers"]
@@ -157,15 +187,19 @@ def measure_impact(run: Run, sig: Section, onset: Section) -> Section:
     recovered = None if any(r is None or pd.isna(r) for r in recs) else max(recs)
     t_end = recovered if recovered is not None else as_of
     eps = entrypoints_of(run)
-    err = _window_sum(frames["error_rate"], eps, t_on, t_end)
-    tra = _window_sum(frames["traffic"], eps, t_on, t_end)
-    err, tra = err.align(tra, join="inner")
-    share = float((err * tra).sum().sum() / tra.sum().sum()) if tra.size else 0.0
-    inc_df = frames["traffic"]
+    err_name, err_df = _by_role(run, frames, "error_rate")
+    _, inc_df = _by_role(run, frames, "traffic")
+    tra = _window_sum(inc_df, eps, t_on, t_end)
     step = _step(inc_df)
-    failed = float((err * tra).sum().sum() * step)
-    total = float(tra.sum().sum() * step)
-    lat = frames["latency_p99"]
+    total: float | None = float(tra.sum().sum() * step) if tra.size else None
+    share: float | None = None  # no error signal: no error share (never a made-up 0 %)
+    failed: float | None = None
+    if err_name is not None:
+        err = _window_sum(err_df, eps, t_on, t_end)
+        err, tra = err.align(tra, join="inner")
+        share = float((err * tra).sum().sum() / tra.sum().sum()) if tra.size else 0.0
+        failed = float((err * tra).sum().sum() * step)
+    _, lat = _by_role(run, frames, "latency")
     ratios = []
     for ep in eps:
         g = lat[lat["service"] == ep].set_index("time")["value"]
@@ -180,7 +214,7 @@ def measure_impact(run: Run, sig: Section, onset: Section) -> Section:
     per = []
     for svc in onset.data["affected"]:
         row = {"service": svc}
-        for name in IMPACT_SIGNALS:
+        for name in [n for n, d in run.signals.items() if d.role in IMPACT_ROLES]:
             m = imp[(imp["service"] == svc) & (imp["signal"] == name)]
             row[f"{name} baseline"] = float(m["baseline"].iat[0]) if len(m) else np.nan
             row[f"{name} peak"] = float(m["peak"].iat[0]) if len(m) else np.nan
@@ -192,17 +226,22 @@ def measure_impact(run: Run, sig: Section, onset: Section) -> Section:
         "onset": iso(t_on), "recovered": iso(recovered), "as_of": iso(as_of),
         "status": status, "duration_s": duration,
         "entrypoints": eps, "affected_services": onset.data["affected"],
-        "customer_error_share": share, "failed_requests": round(failed),
-        "total_requests": round(total),
+        "customer_error_share": share,
+        "failed_requests": round(failed) if failed is not None else None,
+        "total_requests": round(total) if total is not None else None,
+        "no_error_data": err_name is None,
         "customer_latency_ratio": max(ratios) if ratios else 1.0,
         "per_service": per,
         "users_affected": None,
         "caveats": caveats,
     }
+    failing = ("no error data (no error-rate signal in the telemetry)" if share is None else
+               f"{fmt_pct(share, 2)} (~{data['failed_requests']:,} of "
+               f"{data['total_requests'] or 0:,})")
     md = "".join(f"**Caution:** {md_inline(c)}\n\n" for c in caveats)
     md += (f"- **Affected services:** {', '.join(md_inline(s) for s in data['affected_services'])}"
           f"\n- **Customer-facing ({', '.join(md_inline(e) for e in eps)}) requests failing:** "
-          f"{fmt_pct(share, 2)} (~{data['failed_requests']:,} of {data['total_requests']:,})"
+          f"{failing}"
           f"\n- **Customer-facing p99 latency:** x{data['customer_latency_ratio']:.1f} baseline"
           f"\n- **Duration:** {fmt_duration(duration)} ({status})"
           f"\n- **Users affected:** TODO (no user-level telemetry)\n\n"
@@ -309,6 +348,7 @@ def collect(sig: Section, onset: Section, impact: Section, severity: Section,
     return TriageFindings.from_dict({
         "signals": {k: {"rows": int(len(v))} for k, v in sig.data["frames"].items()},
         "no_data": sig.data["no_data"],
+        "missing": sig.data.get("missing", []),
         "onset": {"time": iso(onset.data["time"]), "ref_time": iso(onset.data.get("ref_time")),
                   "first_movers": _records(mv.head(15)) if len(mv) else []},
         "impact": impact.data,
@@ -321,7 +361,7 @@ def collect(sig: Section, onset: Section, impact: Section, severity: Section,
 
 
 def _strongest(sig: Section) -> dict[str, Any] | None:
-    defs = signals()
+    defs = sig.data.get("defs") or signals()  # the deployment's declared signals
     return strongest_deviation(sig.data["frames"], {k: d.unit for k, d in defs.items()},
                                {k: d.direction for k, d in defs.items()})
 

@@ -57,3 +57,14 @@ def test_effect_size_columns() -> None:
     assert abs(row.loc["a", "ratio_ci_low"] - 2.1686) < 1e-4  # exact 95% bound: >= 2.17x
     assert abs(row.loc["b", "rate_ratio"] - 24.0) < 1e-9  # new key: 12 / (0 + 0.5)
     assert abs(row.loc["b", "ratio_ci_low"] - 3.5265) < 1e-4
+
+
+def test_template_changes_without_levels() -> None:
+    """Logs without a level (None or NaN: CSV exports often have none) must not crash."""
+    logs = _logs()
+    for missing in (None, np.nan):
+        logs["level"] = missing
+        out = template_changes(logs, (T0, T0 + pd.Timedelta("60min")),
+                               (T0 + pd.Timedelta("60min"), T0 + pd.Timedelta("120min")))
+        assert set(out["template_id"]) == {"T2", "T3"}
+        assert set(out["level"]) == {""}

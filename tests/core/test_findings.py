@@ -56,3 +56,14 @@ def test_a_malformed_part_is_a_stage_error() -> None:
         TriageFindings.from_dict({"onset": "10:42"})
     with pytest.raises(StageError, match="unknown stage"):
         load_findings("nope", {})
+
+
+def test_triage_missing_signals_round_trip() -> None:
+    from incident_lib.core.findings import TriageFindings
+
+    data = {"missing": ["error_rate (no signal)"],
+            "impact": {"customer_error_share": None, "no_error_data": True}}
+    f = TriageFindings.from_dict(data)
+    assert f.missing == ["error_rate (no signal)"] and f.impact.no_error_data is True
+    assert f.impact.customer_error_share is None
+    assert f.to_dict() == data

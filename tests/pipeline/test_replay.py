@@ -181,3 +181,13 @@ def test_export_during_a_run_is_refused_and_the_manifest_states_the_run(
     with tarfile.open(out) as tar:
         manifest = json.loads(tar.extractfile("e2e-demo/MANIFEST.json").read())
     assert manifest["run_state"] == "ok"
+def test_replay_keeps_the_declared_signals(demo_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "orig"
+    shutil.copytree(demo_run, copy)
+    data = json.loads((copy / "incident.json").read_text())
+    data["sources"]["metrics"]["signals_preset"] = "pod_csv"
+    (copy / "incident.json").write_text(json.dumps(data))
+    inc = replay.replay_incident(copy, "again-2")
+    assert inc.sources["metrics"]["signals_preset"] == "pod_csv"

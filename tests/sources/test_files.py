@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from incident_lib.core.errors import SourceError
-from incident_lib.sources.files import FilesChangeSource, FilesLogSource, FilesMetricSource
+from incident_lib.sources.filemetrics import FilesMetricSource
+from incident_lib.sources.files import FilesChangeSource, FilesLogSource
 
 
 def _logs(path: Path, n: int = 100, bad_line: int | None = None) -> Path:
@@ -152,3 +153,30 @@ def test_a_skipped_line_warning_never_repeats_personal_data(tmp_path: Path) -> N
     assert len(res.frame) == 1
     assert res.warnings and res.warnings[0].startswith("l.ndjson:1: skipped malformed line")
     assert "bob@example.com" not in str(res.warnings) and "4111" not in str(res.warnings)
+def _om(path: Path, every: int, metrics: tuple[str, ...] = ("http_requests_total",)) -> Path:
+    lines = []
+    for name in metrics:
+        lines.append(f"# TYPE {name.removesuffix('_total')} counter")
+        for i in range(30):
+            lines.append(f'{name}{{service="api"}} {10 * every * i} {1_800_000_000 + every * i}')
+    path.write_text("\n".join(lines) + "\n# EOF\n")
+    return path
+
+
+def test_counter_sampled_every_60s_is_explained_not_silent(tmp_path: Path) -> None:
+    src = FilesMetricSource(_om(tmp_path / "m.om", 60))
+    t0 = pd.Timestamp(1_800_000_000, unit="s", tz="UTC")
+    res = src.query_signal("traffic", t0, t0 + pd.Timedelta("20min"), 60)
+    assert any("sampled every ~60 s but its rate range is 60 s" in w and "range: 240" in w
+               for w in res.warnings)
+    fine = FilesMetricSource(_om(tmp_path / "f.om", 15)).query_signal(
+        "traffic", t0, t0 + pd.Timedelta("5min"), 60)
+    assert not fine.warnings and fine.frame["value"].median() == 10.0
+
+
+def test_signal_absent_from_the_file_is_missing(tmp_path: Path) -> None:
+    src = FilesMetricSource(_om(tmp_path / "m.om", 15))
+    t0 = pd.Timestamp(1_800_000_000, unit="s", tz="UTC")
+    res = src.query_signal("cpu", t0, t0 + pd.Timedelta("5min"), 60)
+    assert res.empty and res.notes["missing"] == ["cpu"]
+    assert "process_cpu_seconds_total" in res.warnings[0]

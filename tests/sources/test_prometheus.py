@@ -19,7 +19,7 @@ import yaml
 from incident_lib.core.errors import InputError, QueryError, SourceError
 from incident_lib.core.signals import signals
 from incident_lib.sources.base import time_grid
-from incident_lib.sources.files import FilesMetricSource
+from incident_lib.sources.filemetrics import FilesMetricSource
 from incident_lib.sources.prometheus import PrometheusMetricSource
 from tests.prom_servers import Proc, backfill, start_prometheus
 

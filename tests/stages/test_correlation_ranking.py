@@ -53,6 +53,12 @@ class StubRun:
         return SimpleNamespace(query_signal=lambda *a, **k: QueryResult(empty, "q", "stub"))
 
     @property
+    def signals(self) -> Any:  # Run.signals (issue 13a): the deployment's declared signals
+        from incident_lib.core.signals import signals
+
+        return signals()
+
+    @property
     def spans(self) -> Any:
         return SimpleNamespace(spans=lambda start, end: QueryResult(_spans(), "spans q", "stub"))
 
