@@ -160,8 +160,9 @@ def read_run(run: Path, name: str, rc: int, error: str, secs: float) -> dict[str
         out["ranks"] = list(seen.values())
     why = _data(run / "findings" / "five_whys.json")
     out["rollback"] = bool(why and (why.get("decision") or {}).get("decision") == "roll back")
-    report = run / "report.md"
-    out["fact"] = report.is_file() and "most likely root cause is" in report.read_text("utf-8")
+    # stated as fact: the 5 Whys' root-cause claim (structured), not a phrase of the report
+    claim = (why or {}).get("root_cause") or {}
+    out["fact"] = bool(claim.get("stated")) if claim else bool(cor and cor.get("root_cause"))
     return out
 
 
