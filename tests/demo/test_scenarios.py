@@ -12,7 +12,7 @@ import yaml
 from incident_lib.analysis.onset import find_excursion
 from incident_lib.demo.scenarios import FAULTS, generate_scenario
 from incident_lib.pipeline.alerts import validate_payload
-from incident_lib.sources.files import FilesMetricSource
+from incident_lib.sources.filemetrics import FilesMetricSource
 
 # where the injected fault shows first in the golden signals (signal, service, direction)
 VISIBLE = {
