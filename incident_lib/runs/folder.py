@@ -268,7 +268,8 @@ def redact_frame(frame: pd.DataFrame) -> pd.DataFrame:
         values = out[col]
         if col == "time" or not (values.dtype == object or pd.api.types.is_string_dtype(values)):
             continue
-        if not values.map(lambda v: isinstance(v, str) or pd.isna(v)).all():
+        if not values.map(lambda v: isinstance(v, str)
+                          or (pd.api.types.is_scalar(v) and pd.isna(v))).all():
             continue
         red = redact_series(values).astype(object).where(values.notna(), None)
         out[col] = red if values.dtype == object else red.astype(values.dtype)

@@ -71,3 +71,16 @@ def test_record_redacts_every_text_field_and_the_warnings(tmp_path: Path) -> Non
     text += str(pq.read_schema(run.path / "evidence" / "changes.parquet").metadata)
     for value in ("x@y.org", "4111 1111 1111 1111", "a@b.com", "carol@example.com", "10.0.0.7"):
         assert value not in text
+
+
+def test_redact_frame_leaves_columns_of_lists_alone() -> None:
+    """Aggregation results can hold lists (field pairs); only all-text columns are redacted."""
+    import pandas as pd
+
+    from incident_lib.runs.folder import redact_frame
+
+    frame = pd.DataFrame({"value": [["a@example.com", "b"], ["c", None]],
+                          "text": ["mail a@example.com", None]})
+    out = redact_frame(frame)
+    assert out["value"].tolist() == [["a@example.com", "b"], ["c", None]]
+    assert pd.isna(out["text"].iat[1]) and "a@example.com" not in out["text"].iat[0]
