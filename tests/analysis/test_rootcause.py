@@ -11,7 +11,8 @@ from incident_lib.analysis.rootcause import (
     root_cause_of,
 )
 
-CFG = RankConfig(kinds=("metric", "error_share"), min_score=1.0, min_margin=0.25)
+GATES = {"metric": 3.0, "error_share": 0.01}
+CFG = RankConfig(kinds=("metric", "error_share"), gates=GATES, min_score=1.0, min_margin=0.25)
 
 
 def _table(rows: dict[str, dict[str, float]]) -> pd.DataFrame:
@@ -57,8 +58,8 @@ def test_victim_of_a_worse_callee_is_marked_and_can_be_scaled() -> None:
     t = _table({"caller": {"metric": 30.0, "error_share": 0.2},
                 "callee": {"metric": 40.0, "error_share": 0.3}})
     calls = {"caller": ["callee"]}
-    r = rank_services(t, RankConfig(kinds=("metric", "error_share"), victim_factor=0.5),
-                      calls=calls).set_index("service")
+    cfg = RankConfig(kinds=("metric", "error_share"), gates=GATES, victim_factor=0.5)
+    r = rank_services(t, cfg, calls=calls).set_index("service")
     assert r.loc["caller", "victim_of"] == ["callee"]
     assert r.loc["caller", "score"] < r.loc["callee", "score"] / 2 + 1e-9
 
@@ -72,3 +73,17 @@ def test_missing_kind_is_absent_not_zero() -> None:
     assert list(t.columns) == ["metric"]  # no logs, names or traces: not measured
     r = rank_services(t, CFG)
     assert pd.isna(r.loc[0, "error_share"])
+
+
+def test_metric_kind_reads_own_state_past_the_baselines_peak() -> None:
+    """A latency excursion propagates to callers: it does not single out a service; a pod's
+    own resource (saturation) past anything its baseline showed does."""
+    t0 = pd.Timestamp("2026-01-01T10:00:00Z")
+    me = pd.DataFrame({"service": ["caller", "callee", "callee"], "pod": ["c-1", "d-1", "d-1"],
+                       "signal": ["p99", "cpu", "p99"],
+                       "role": ["latency", "saturation", "latency"], "unit": [""] * 3,
+                       "baseline": [1.0] * 3, "incident": [9.0] * 3, "z": [90.0, 4.0, 80.0],
+                       "over_peak": [40.0, 12.0, 30.0], "onset": [t0] * 3})
+    t = evidence_table(metrics=me)
+    assert t.loc["callee", "metric"] == 12.0
+    assert "caller" not in t.index or t.loc["caller", "metric"] == 0.0
