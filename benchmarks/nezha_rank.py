@@ -66,7 +66,7 @@ from incident_lib.analysis.traces import call_graph, trace_evidence  # noqa: E40
 BEFORE = pd.Timedelta("20min")
 AFTER = pd.Timedelta("4min")
 CANDIDATE_KINDS = tuple(KINDS)
-GATE_GRID = {"error_share": (0.0, 0.01, 0.03), "metric": (3.0, 5.0, 10.0)}
+GATE_GRID = {"error_share": (0.0, 0.01, 0.03), "metric": (1.5, 3.0, 10.0)}
 SCORE_GRID = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 MARGIN_GRID = (0.0, 0.25, 0.5, 1.0, 1.5)
 
@@ -90,7 +90,7 @@ def features(root: Path, baseline: tuple[pd.Timestamp, pd.Timestamp],
              history: tuple[pd.DataFrame, pd.DataFrame] | None, fresh: bool = False
              ) -> dict[str, object]:
     """Evidence table and call graph of one window (cached on disk)."""
-    key = hashlib.sha1(f"v4|{root}|{baseline}|{incident}|{history is not None}".encode()
+    key = hashlib.sha1(f"v5|{root}|{baseline}|{incident}|{history is not None}".encode()
                        ).hexdigest()[:16]
     path = CACHE / f"feat_{key}.pkl"
     if path.exists() and not fresh:
@@ -102,9 +102,12 @@ def features(root: Path, baseline: tuple[pd.Timestamp, pd.Timestamp],
     for df in metrics.values():
         services |= set(df["service"])
     me = metric_excursions(metrics, signal_meta(), baseline, incident)
-    le = log_evidence(logs, baseline, incident, history=hl)
-    ne = named_in_errors(logs, services, baseline, incident, history=hl)
-    te = trace_evidence(spans, baseline, incident, history=hs)
+    # the fault-free reference replaces the period before (which holds earlier faults) for
+    # the events it covers, as the product does with a declared reference period
+    ev_base = (baseline[0], baseline[0]) if history is not None else baseline
+    le = log_evidence(logs, ev_base, incident, history=hl)
+    ne = named_in_errors(logs, services, ev_base, incident, history=hl)
+    te = trace_evidence(spans, ev_base, incident, history=hs)
     calls = call_graph(pd.concat([spans, hs]) if hs is not None else spans)
     out = {"table": evidence_table(me, le, ne, te), "calls": calls,
            "has_logs": not logs.empty, "has_spans": not spans.empty}

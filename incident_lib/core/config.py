@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import pandas as pd
 import yaml
 
 from .errors import ConfigError, InputError
 from .model import Severity
 
 __all__ = ["load_config", "resolve_sources", "DEFAULT_SEVERITY_POLICY", "POLICY_CONDITIONS",
-           "validate_severity_policy", "secret_from_env", "check_no_credentials"]
+           "validate_severity_policy", "validate_reference", "secret_from_env",
+           "check_no_credentials"]
 
 # Ordered rules: the first whose conditions all hold gives the severity.
 DEFAULT_SEVERITY_POLICY: list[dict[str, Any]] = [
@@ -38,7 +40,7 @@ _SOURCE_KINDS = {"files", "prometheus", "elasticsearch"}
 # 5m), `slo` ({target: 0.999, window_days: 30}) for error-budget burn,
 # `status_cadence_minutes` ({P1: 15, ...}) between status updates, `severity_scale`
 # ({P0: {sev: SEV1, name: critical}, ...}) for SEV levels and names (model.py: the default).
-REPORT_KEYS = ("severity_scale", "alert_for", "slo", "status_cadence_minutes")
+REPORT_KEYS = ("severity_scale", "alert_for", "slo", "status_cadence_minutes", "reference")
 _SECRET_KEYS = {"token", "password", "api_key", "apikey", "secret", "authorization"}
 
 
@@ -69,6 +71,8 @@ def load_config(path: str | Path | None = None, data_dir: str | Path | None = No
                              "environment and name the variable (e.g. token_env: PROM_TOKEN)")
     if data.get("severity_policy") is not None:
         data["severity_policy"] = validate_severity_policy(data["severity_policy"], f"{p}: ")
+    if data.get("reference") is not None:
+        data["reference"] = validate_reference(data["reference"], f"{p}: ")
     for kind in ("metrics", "logs", "changes", "spans"):
         spec = (data["sources"] or {}).get(kind) if isinstance(data["sources"], dict) else None
         kinds = _SOURCE_KINDS if kind != "spans" else {"files"}
@@ -81,6 +85,27 @@ def load_config(path: str | Path | None = None, data_dir: str | Path | None = No
         check_no_credentials(data["sources"])  # at load: `incident serve` fails at startup
     data["_base"] = str(p.parent.resolve())
     return data
+
+
+def validate_reference(ref: Any, where: str = "") -> dict[str, str]:
+    """`reference: {start, end}`: a period known to be normal (ISO-8601 times, start < end).
+
+    When given, the root-cause ranking compares log lines and spans of the incident with this
+    period instead of the period just before the window (which may hold an earlier fault);
+    metric samples of it are pooled into the metric baseline."""
+    if not isinstance(ref, dict) or set(ref) != {"start", "end"}:
+        raise ConfigError(f"{where}reference must be {{start: <time>, end: <time>}} (ISO-8601)")
+    times = {}
+    for key in ("start", "end"):
+        try:
+            t = pd.Timestamp(str(ref[key]))
+        except ValueError:
+            raise ConfigError(f"{where}reference.{key} is not a time: use ISO-8601 such as "
+                              "2023-01-29T08:49:00Z") from None
+        times[key] = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    if times["start"] >= times["end"]:
+        raise ConfigError(f"{where}reference.start must be before reference.end")
+    return {k: v.isoformat() for k, v in times.items()}
 
 
 def validate_severity_policy(policy: Any, where: str = "") -> list[dict[str, Any]]:
@@ -161,7 +186,12 @@ def resolve_sources(config: dict) -> tuple[dict[str, Any], dict[str, Any]]:
                 raise InputError(f"config: sources.{kind}.{k} is a secret in the file: use "
                                  f"{k}_env with the name of an environment variable")
         if spec.get("kind") == "files":
-            spec["path"] = str((base / spec["path"]).resolve())
+            paths = spec["path"] if isinstance(spec.get("path"), list) else [spec.get("path")]
+            if not paths or any(not isinstance(x, str) or not x for x in paths):
+                raise ConfigError(f"config: sources.{kind}.path must be a file or glob, or a "
+                                  "list of them")
+            absolute = [str((base / x).resolve()) for x in paths]
+            spec["path"] = absolute if isinstance(spec["path"], list) else absolute[0]
         if spec.get("ca_bundle"):  # notebooks run in the run folder: make it absolute
             spec["ca_bundle"] = str((base / spec["ca_bundle"]).resolve())
         sources[kind] = spec

@@ -45,7 +45,15 @@ import pandas as pd
 from ..core.errors import SourceError
 from .base import LOG_COLUMNS, QueryResult
 from .podmap import pod_rule
-from .tables import dig, expand_paths, ndjson_records, overlapping, parse_times, read_csv_columns
+from .tables import (
+    dig,
+    expand_paths,
+    ndjson_records,
+    overlapping,
+    parse_times,
+    path_patterns,
+    read_csv_columns,
+)
 
 __all__ = ["TableLogSource", "level_from_message", "join_multiline", "DEFAULT_CONTINUATION"]
 
@@ -113,7 +121,8 @@ class TableLogSource:
         self.format = str(spec.get("format"))
         if self.format not in ("csv", "ndjson"):
             raise SourceError(f"logs: format {self.format[:20]!r} is unknown: use csv or ndjson")
-        self.pattern = str(spec["path"])
+        self.pattern: str | list[str] = spec["path"]
+        self.label = ", ".join(p.rsplit("/", 1)[-1] for p in path_patterns(spec["path"]))
         self.fields: dict[str, str] = dict(spec.get("fields") or {})
         for need in ("time", "message"):
             if need not in self.fields:
@@ -222,7 +231,7 @@ class TableLogSource:
             df = df.iloc[keep]
             sampling = f"uniform random sample (seed 0) of {limit} out of {matched}"
         df = df.sort_values("time", kind="stable").reset_index(drop=True)
-        query = (f"files:{self.pattern.rsplit('/', 1)[-1]} {self.fields['time']} in "
+        query = (f"files:{self.label} {self.fields['time']} in "
                  f"[{start.isoformat()}, {end.isoformat()}]"
                  + (f" service in {sorted(services)}" if services else ""))
         notes = {"matched": matched, "read": len(df), "sampling": sampling,
@@ -237,6 +246,6 @@ class TableLogSource:
         df, warnings, _ = self._window(start, end, None)
         df = df.assign(time=df["time"].dt.floor(interval))
         counts = df.groupby(["time", *by], dropna=False).size().rename("count").reset_index()
-        query = (f"files:{self.pattern.rsplit('/', 1)[-1]} count per {interval} by {by} in "
+        query = (f"files:{self.label} count per {interval} by {by} in "
                  f"[{start}, {end}]")
         return QueryResult(counts, query, self.backend, warnings=warnings)

@@ -39,7 +39,15 @@ import pandas as pd
 from ..core.errors import SourceError
 from .base import SPAN_COLUMNS, QueryResult
 from .podmap import pod_rule
-from .tables import dig, expand_paths, ndjson_records, overlapping, parse_times, read_csv_columns
+from .tables import (
+    dig,
+    expand_paths,
+    ndjson_records,
+    overlapping,
+    parse_times,
+    path_patterns,
+    read_csv_columns,
+)
 
 __all__ = ["FilesSpanSource", "NoSpanSource", "find_cycles"]
 
@@ -78,7 +86,8 @@ class FilesSpanSource:
         if self.format not in ("csv", "ndjson", "otlp"):
             raise SourceError(f"spans: format {self.format[:20]!r} is unknown: use csv, ndjson "
                               "or otlp")
-        self.pattern = str(spec["path"])
+        self.pattern: str | list[str] = spec["path"]
+        self.label = ", ".join(p.rsplit("/", 1)[-1] for p in path_patterns(spec["path"]))
         self.fields: dict[str, str] = dict(spec.get("fields") or {})
         if self.format != "otlp":
             for need in ("trace_id", "span_id", "start"):
@@ -134,7 +143,7 @@ class FilesSpanSource:
         notes = {"files": [p.name for p in paths][:50], "files_read": len(paths),
                  "matched": matched, "read": len(df),
                  "orphans": int(orphan.sum()), "cycles": int(cyc.sum())}
-        query = (f"files:{self.pattern.rsplit('/', 1)[-1]} spans start in [{start.isoformat()}, "
+        query = (f"files:{self.label} spans start in [{start.isoformat()}, "
                  f"{end.isoformat()}]" + (f" service in {sorted(services)}" if services else ""))
         out = df[SPAN_COLUMNS].reset_index(drop=True)
         return QueryResult(out, query, self.backend, warnings=warnings, partial=partial,

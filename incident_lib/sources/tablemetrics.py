@@ -36,7 +36,7 @@ from ..core.errors import InputError, SourceError
 from ..core.signals import Signal, signal_set
 from .base import QueryResult, time_grid
 from .podmap import pod_rule
-from .tables import csv_header, expand_paths, parse_times, read_csv_columns
+from .tables import csv_header, expand_paths, parse_times, path_patterns, read_csv_columns
 
 __all__ = ["TableMetricSource"]
 
@@ -63,7 +63,8 @@ class TableMetricSource:
     backend = "files"
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        self.pattern = str(spec["path"])
+        self.pattern: str | list[str] = spec["path"]
+        self.label = ", ".join(p.rsplit("/", 1)[-1] for p in path_patterns(spec["path"]))
         self.layout = str(spec.get("layout") or "wide")
         if self.layout not in ("wide", "long"):
             raise SourceError(f"metrics: layout {self.layout[:20]!r} is unknown: use wide or "
@@ -140,7 +141,7 @@ class TableMetricSource:
                              f"{', '.join(sorted(self.signals))}")
         table = sig.table or {}
         src = table.get("column" if self.layout == "wide" else "metric")
-        query = (f"files:{self.pattern.rsplit('/', 1)[-1]} {self.layout} "
+        query = (f"files:{self.label} {self.layout} "
                  f"{'column' if self.layout == 'wide' else 'metric'}={src!r} kind={sig.kind} "
                  f"step={step:g}s")
         empty = pd.DataFrame({"time": pd.to_datetime(pd.Series([], dtype="datetime64[ns, UTC]")),

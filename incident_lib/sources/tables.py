@@ -32,12 +32,21 @@ TIME_UNITS = ("s", "ms", "us", "ns")
 _PROBE = 1 << 14
 
 
-def expand_paths(pattern: str, what: str) -> list[Path]:
-    """The files a path or glob names (sorted); SourceError when none exist."""
-    paths = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+def path_patterns(path: str | list[str]) -> list[str]:
+    """`sources.<kind>.path` as a list: one file or glob, or a list of them (e.g. the export
+    of the incident and a fault-free export in another folder)."""
+    return [str(x) for x in path] if isinstance(path, list | tuple) else [str(path)]
+
+
+def expand_paths(pattern: str | list[str], what: str) -> list[Path]:
+    """The files a path or glob (or a list of them) names, sorted and unique; SourceError when
+    none exist."""
+    pats = path_patterns(pattern)
+    paths = sorted({Path(p) for pat in pats for p in glob.glob(pat, recursive=True)
+                    if Path(p).is_file()})
     if not paths:
-        raise SourceError(f"{what}: no file matches {pattern}: fix sources.{what}.path "
-                          "(a file or a glob such as log/*.csv)")
+        raise SourceError(f"{what}: no file matches {', '.join(pats)}: fix sources.{what}.path "
+                          "(a file or a glob such as log/*.csv, or a list of them)")
     return paths
 
 

@@ -45,6 +45,14 @@ def signal_frames(run: Run, stage: str, names: list[str] | None = None) -> dict[
     return out
 
 
+def reference_window(run: Run) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The declared normal period (`reference: {start, end}` in incident.yaml), or None."""
+    ref = (run.incident.topology or {}).get("reference")
+    if not ref:
+        return None
+    return pd.Timestamp(ref["start"]), pd.Timestamp(ref["end"])
+
+
 def windows(triage: TriageFindings, run: Run) -> dict[str, Any]:
     """Baseline [start, onset-5min) and incident [onset, recovery or end] windows.
 

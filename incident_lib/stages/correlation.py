@@ -24,7 +24,7 @@ from ..report.display import Section
 from ..report.render import fmt_time
 from ..runs.folder import Run
 from ..sources.base import QueryResult
-from .common import calls_of, signal_frames, windows
+from .common import calls_of, reference_window, signal_frames, windows
 from .triage import _records
 
 __all__ = ["context", "load_logs", "log_templates", "log_fields", "anomalies", "changes",
@@ -58,7 +58,9 @@ def load_logs(run: Run, ctx: Section) -> Section:
     i1 = ctx.data["incident"][1]
     cap = int(run.incident.sources.get("logs", {}).get("max_lines", DEFAULT_MAX_LINES))
     res = run.logs.read_logs(b0, i1, limit=cap)
-    df = run.clean_messages(res.frame)  # personal data never reaches templates or evidence
+    frame, n_ref = _with_reference(res.frame, reference_window(run), (b0, i1),
+                                   lambda a, b: run.logs.read_logs(a, b, limit=cap).frame, "time")
+    df = run.clean_messages(frame)  # personal data never reaches templates or evidence
     ids, texts = mine_templates(df["message"].astype(str).tolist()) if len(df) else ([], {})
     df = df.assign(template_id=ids, template=[texts[i] for i in ids])
     df = run.record("logs", QueryResult(df, res.query, res.backend, res.warnings, res.partial,
@@ -70,16 +72,36 @@ def load_logs(run: Run, ctx: Section) -> Section:
           f"**{len(texts):,}** templates.")
     if n.get("format"):
         md += f"\n\nLog format: {md_inline(n['format'])}."
+    if n_ref:
+        md += f"\n\n**{n_ref:,}** of them from the declared normal period (reference)."
     if res.partial:
         md += "\n\n**Partial results:** the backend did not answer fully (see warnings)."
     for w in res.warnings[:5]:
         md += f"\n- warning: {md_inline(w)}"
     stats = {"matched": n.get("matched", len(df)), "read": n.get("read", len(df)),
              "sampling": n.get("sampling", "all lines"), "templates": len(texts),
-             "partial": res.partial, "warnings": res.warnings[:20]}
+             "partial": res.partial, "warnings": res.warnings[:20], "reference_lines": n_ref}
     if n.get("format"):
         stats["format"] = n["format"]
     return Section("Logs read", md, {"frame": df, "stats": stats})
+
+
+def _with_reference(frame: pd.DataFrame, ref: tuple[pd.Timestamp, pd.Timestamp] | None,
+                    window: tuple[pd.Timestamp, pd.Timestamp],
+                    read: Any, time_col: str) -> tuple[pd.DataFrame, int]:
+    """The window's rows plus those of the reference period (read separately when it is not
+    inside the window; rows of the window inside the reference are replaced by them, so none is
+    counted twice), and how many rows lie in the reference."""
+    if ref is None:
+        return frame, 0
+    t = pd.to_datetime(frame[time_col], utc=True) if len(frame) else pd.Series(dtype="object")
+    if ref[0] >= window[0] and ref[1] <= window[1]:
+        return frame, int(((t >= ref[0]) & (t <= ref[1])).sum()) if len(frame) else 0
+    extra = read(ref[0], ref[1])
+    if extra is None or extra.empty:
+        return frame, 0
+    keep = frame[~((t >= ref[0]) & (t <= ref[1]))] if len(frame) else frame
+    return pd.concat([keep, extra], ignore_index=True), len(extra)
 
 
 def log_templates(run: Run, ctx: Section, logs: Section) -> Section:
@@ -184,8 +206,9 @@ def changes(run: Run, ctx: Section) -> Section:
 
 
 def _spans(run: Run, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-    """Spans of the window: from evidence when recorded, else from the span source (an empty
-    frame when none is configured: traces missing, not "normal")."""
+    """Spans of the window (and of the reference period, when declared): from evidence when
+    recorded, else from the span source (an empty frame when none is configured: traces
+    missing, not "normal")."""
     source = getattr(run, "spans", None)  # the span source (issue 13a); absent: no traces
     if "spans" in run.evidence_index():
         df = run.evidence("spans")
@@ -193,7 +216,10 @@ def _spans(run: Run, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         return pd.DataFrame()
     else:
         res = source.spans(start, end)
-        df = res.frame if res.frame.empty else run.record("spans", res, "correlation")
+        frame, _ = _with_reference(res.frame, reference_window(run), (start, end),
+                                   lambda a, b: source.spans(a, b).frame, "start")
+        res = QueryResult(frame, res.query, res.backend, res.warnings, res.partial, res.notes)
+        df = frame if frame.empty else run.record("spans", res, "correlation")
     if len(df):
         df["start"] = pd.to_datetime(df["start"], utc=True)
     return df
@@ -210,14 +236,23 @@ def service_ranking(run: Run, ctx: Section, logs: pd.DataFrame | None,
     frames = signal_frames(run, "correlation")
     spans = _spans(run, base[0], inc[1])
     me = metric_excursions(frames, meta, base, inc)
+    ref = reference_window(run)
+    note = None
+    if ref is not None and ref[0] <= inc[1] and ref[1] >= inc[0]:
+        note = "the declared reference period overlaps the incident window: not used"
+        ref = None
     le = ne = None
     if logs is not None and len(logs):
         known = set(logs["service"].dropna().astype(str)) | set(me["service"])
         if len(spans):
             known |= set(spans["service"].dropna().astype(str))
-        le = log_evidence(logs, base, inc)
-        ne = named_in_errors(logs, known, base, inc)
-    te = trace_evidence(spans, base, inc) if len(spans) else None
+        lb, lh = _reference_split(logs, "time", base, ref)
+        le = log_evidence(logs, lb, inc, history=lh)
+        ne = named_in_errors(logs, known, lb, inc, history=lh)
+    te = None
+    if len(spans):
+        sb, sh = _reference_split(spans, "start", base, ref)
+        te = trace_evidence(spans, sb, inc, history=sh)
     calls = calls_of(run) or (call_graph(spans) if len(spans) else {})
     table = evidence_table(me, le, ne, te)
     cfg = cfg or RankConfig()
@@ -230,8 +265,26 @@ def service_ranking(run: Run, ctx: Section, logs: pd.DataFrame | None,
              "kinds": {k: round(float(r[k]), 4) for k in kinds if pd.notna(r[k]) and r[k] > 0},
              "victim_of": list(r["victim_of"])}
             for _, r in ranked.head(10).iterrows()]
-    return {**decision, "ranking": rows, "kinds_used": kinds, "missing": missing,
-            "calls_from": "topology" if calls_of(run) else ("spans" if calls else "none")}
+    out = {**decision, "ranking": rows, "kinds_used": kinds, "missing": missing,
+           "calls_from": "topology" if calls_of(run) else ("spans" if calls else "none"),
+           "events_baseline": "reference period" if ref is not None else "period before"}
+    if note:
+        out["note"] = note
+    return out
+
+
+def _reference_split(df: pd.DataFrame, col: str, base: tuple[pd.Timestamp, pd.Timestamp],
+                     ref: tuple[pd.Timestamp, pd.Timestamp] | None
+                     ) -> tuple[tuple[pd.Timestamp, pd.Timestamp], pd.DataFrame | None]:
+    """(baseline window, history rows) for event evidence: with a declared reference period
+    holding rows, those rows alone are the baseline (the period just before the window may
+    hold an earlier fault); otherwise the period before, as is."""
+    if ref is None:
+        return base, None
+    rows = df[(df[col] >= ref[0]) & (df[col] <= ref[1])]
+    if rows.empty:
+        return base, None
+    return (base[0], base[0]), rows
 
 
 def _confident(ranked: list[dict[str, Any]]) -> bool:

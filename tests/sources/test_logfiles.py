@@ -163,3 +163,19 @@ def test_text_log_header_format_still_goes_to_the_text_reader(tmp_path: Path) ->
     assert isinstance(text, FilesLogSource)
     _write(tmp_path / "a_log.csv", [(_t(1), "a-0", "x")])
     assert isinstance(_src(tmp_path), TableLogSource)
+
+
+def test_path_list_reads_files_of_two_folders_once(tmp_path: Path) -> None:
+    """An incident export and a fault-free export in another folder, named by two globs that
+    also overlap: every line is read once."""
+    (tmp_path / "inc").mkdir()
+    (tmp_path / "normal").mkdir()
+    _write(tmp_path / "inc" / "a_log.csv", [(_t(1), "pay-0", "18:00:01.000 INFO  paid")])
+    _write(tmp_path / "normal" / "b_log.csv", [(_t(2), "pay-0", "18:00:02.000 INFO  paid")])
+    src = make_log_source({"kind": "files", "format": "csv", "fields": FIELDS,
+                           "message_format": "docker_json",
+                           "path": [str(tmp_path / "inc/*_log.csv"),
+                                    str(tmp_path / "normal/*_log.csv"),
+                                    str(tmp_path / "*/a_log.csv")]})
+    df = src.read_logs(*W).frame
+    assert df["time"].dt.floor("s").tolist() == [_t(1), _t(2)]

@@ -73,3 +73,56 @@ def test_spans_are_read_recorded_and_rank_the_slow_callee() -> None:
     assert out["ranking"][0]["service"] == "db" and out["ranking"][0]["rank"] == 1
     assert out["calls_from"] == "spans"
     assert out["missing"] == ["metrics", "logs"]  # said, never treated as normal
+
+
+def _logs(ref: tuple[pd.Timestamp, pd.Timestamp]) -> pd.DataFrame:
+    """web and pay log every 6 s; pay fails throughout the period before (an earlier fault)
+    and the incident window, never in the normal reference period."""
+    rows = []
+    for lo, hi, failing in ((ref[0], ref[1], False), (BASE[0], INC[1], True)):
+        t = lo
+        while t < hi:
+            rows.append({"time": t, "service": "web", "level": "INFO", "message": "GET / 200",
+                         "template_id": 1, "template": "GET / <*>"})
+            err = failing and t.second % 12 == 0
+            rows.append({"time": t, "service": "pay", "level": "ERROR" if err else "INFO",
+                         "message": "charge failed" if err else "charge ok",
+                         "template_id": 3 if err else 2,
+                         "template": "charge failed" if err else "charge ok"})
+            t += pd.Timedelta("6s")
+    return pd.DataFrame(rows)
+
+
+class NoSpansRun(StubRun):
+    spans = None  # type: ignore[assignment]  # no span source configured
+
+
+def _ranking(reference: dict[str, str] | None) -> dict[str, Any]:
+    from incident_lib.analysis.rootcause import RankConfig
+
+    run = NoSpansRun()
+    if reference:
+        run.incident.topology = {"reference": reference}
+    ref = (T0 - pd.Timedelta("60min"), T0 - pd.Timedelta("50min"))
+    ctx = Section("Windows", "", {"baseline": BASE, "incident": INC})
+    return service_ranking(run, ctx, _logs(ref), RankConfig(kinds=("error_share",)))  # type: ignore[arg-type]
+
+
+def test_declared_reference_period_is_the_baseline_for_log_evidence() -> None:
+    """An earlier fault in the period before hides the culprit; the declared normal period
+    does not."""
+    without = _ranking(None)
+    assert not without["ranking"] or without["ranking"][0]["service"] != "pay"
+    assert without["events_baseline"] == "period before"
+    ref = {"start": (T0 - pd.Timedelta("60min")).isoformat(),
+           "end": (T0 - pd.Timedelta("50min")).isoformat()}
+    with_ref = _ranking(ref)
+    assert with_ref["ranking"][0]["service"] == "pay"
+    assert with_ref["events_baseline"] == "reference period"
+
+
+def test_reference_overlapping_the_incident_is_not_used_and_said() -> None:
+    ref = {"start": INC[0].isoformat(), "end": INC[1].isoformat()}
+    out = _ranking(ref)
+    assert out["events_baseline"] == "period before"
+    assert "overlaps the incident window" in out["note"]
