@@ -114,6 +114,19 @@ def log_volume(run: Run) -> Section:
     return Section("Log volume by level (errors and warnings)", md, {"frame": df})
 
 
+ALERT_SLACK = pd.Timedelta("2min")  # scrape and evaluation lag between a series and its alert
+
+
+def _ended_before(recovered: pd.Series, alert: pd.Timestamp | None) -> pd.Series:
+    """Excursions that recovered more than ALERT_SLACK before the alert fired: an alert fires
+    while its condition holds, so such an excursion is an earlier episode (the previous fault,
+    a blip) and must not date this incident's onset."""
+    if alert is None:
+        return pd.Series(False, index=recovered.index)
+    rec = pd.to_datetime(recovered, utc=True)
+    return (rec.notna() & (rec < alert - ALERT_SLACK)).astype(bool)
+
+
 def detect_onset(run: Run, sig: Section) -> Section:
     """Onset of the incident (earliest impact excursion) and which series moved first."""
     frames: dict[str, pd.DataFrame] = sig.data["frames"]
@@ -147,13 +160,30 @@ def detect_onset(run: Run, sig: Section) -> Section:
              "change). Check the window and the backends."
         return Section("Onset", md, {"time": None, "movers": mv, "affected": []})
     mv = mv.sort_values("onset").reset_index(drop=True)
-    imp = mv[mv["impact"]]
-    onset = imp["onset"].min() if len(imp) else mv["onset"].min()
+    mv["before_alert"] = _ended_before(mv["recovered"], run.incident.alert_ts)
+    live = mv[~mv["before_alert"]]
+    imp = live[live["impact"]]
+    onset = imp["onset"].min() if len(imp) else (live["onset"].min() if len(live) else None)
     affected = sorted(imp["service"].unique().tolist()) if len(imp) else []
-    first = mv.iloc[0]
+    if onset is None:
+        md = ("Every excursion found had recovered before the alert fired: **no onset of this "
+              "incident detected** (they are listed as earlier episodes).\n\n"
+              + md_table(mv.drop(columns=["impact"]), max_rows=15, code_columns=["series"]))
+        return Section("Onset", md, {"time": None, "movers": live, "affected": [],
+                                     "ref_time": ref})
+    first = live.iloc[0]
     md = (f"**Onset: {fmt_time(onset)}** (earliest sustained excursion of an impact signal)."
           f" First series to move: `{md_inline(first['series'])}` at {fmt_time(first['onset'])}."
-          f"\n\n" + md_table(mv.drop(columns=["impact"]), max_rows=15, code_columns=["series"]))
+          f"\n\n" + md_table(live.drop(columns=["impact", "before_alert"]), max_rows=15,
+                             code_columns=["series"]))
+    earlier = mv[mv["before_alert"]]
+    if len(earlier):
+        md += (f"\n\n{len(earlier)} excursion(s) recovered more than "
+               f"{int(ALERT_SLACK.total_seconds() // 60)} minutes before the alert fired: an "
+               "earlier episode, not this incident's onset: "
+               + ", ".join(f"`{md_inline(r['series'])}` ({fmt_time(r['onset'])} to "
+                           f"{fmt_time(r['recovered'])})" for _, r in earlier.head(5).iterrows()))
+    mv = live.drop(columns=["before_alert"])
     return Section("Onset", md, {"time": onset, "movers": mv, "affected": affected,
                                  "ref_time": ref})
 

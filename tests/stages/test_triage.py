@@ -50,3 +50,32 @@ def test_one_non_finite_sample_keeps_impact_right_and_is_named(
     assert 'http_requests_total{service="frontend",status="200"}' in md.replace("\\_", "_")
     assert "Evidence health:" in md and "NaN/Inf samples" in md
     assert got["caveats"] and "NaN/Inf" in got["caveats"][0]
+
+
+def _series(svc: str, t0: pd.Timestamp, bad: tuple[pd.Timestamp, pd.Timestamp | None],
+            n: int = 90) -> pd.DataFrame:
+    """p99 latency every minute: 0.1 s +- noise, 2 s inside `bad` (end None: still bad)."""
+    times = [t0 + pd.Timedelta(minutes=i) for i in range(n)]
+    vals = [2.0 if bad[0] <= t and (bad[1] is None or t < bad[1]) else 0.1 + 0.01 * (i % 3)
+            for i, t in enumerate(times)]
+    return pd.DataFrame({"time": times, "service": svc, "value": vals})
+
+
+def test_an_excursion_that_recovered_before_the_alert_is_not_the_onset() -> None:
+    """An earlier, finished episode (the previous fault) must not date this incident."""
+    from types import SimpleNamespace
+
+    from incident_lib.core.signals import signals
+    from incident_lib.report.display import Section
+
+    t0 = pd.Timestamp("2026-01-01T10:00:00Z")
+    alert = t0 + pd.Timedelta("80min")
+    old = _series("old", t0, (t0 + pd.Timedelta("60min"), t0 + pd.Timedelta("66min")))
+    now = _series("now", t0, (alert - pd.Timedelta("3min"), None))
+    frames = {"latency_p99": pd.concat([old, now], ignore_index=True)}
+    run = SimpleNamespace(signals=signals(), incident=SimpleNamespace(
+        alert_ts=alert, service="now", end_ts=t0 + pd.Timedelta("90min")))
+    out = triage.detect_onset(run, Section("Signals", "", {"frames": frames}))  # type: ignore[arg-type]
+    assert out.data["time"] == alert - pd.Timedelta("3min")
+    assert out.data["affected"] == ["now"]
+    assert "old" in out.markdown  # still shown: it moved, earlier and apart
