@@ -21,7 +21,9 @@ The entry service (the service the alert is about) is `--entry` or, by default, 
 owning most root spans in the trace files.
 
 Scoring (service level, as in the Nezha paper): the ranked services are read from
-findings/correlation.json `suspects` (first occurrence of each service). Ties are scored as
+findings/correlation.json `service_ranking.ranking` (the per-service root-cause ranking that
+decides whether a root cause is stated); the `suspects` table (changes, metric anomalies and
+templates, first occurrence of each service) is scored too, on its own line. Ties are scored as
 reported, pessimistically: a service tied with others at rank r is counted at the LAST
 position of that tie. The root-cause service is `inject_pod` mapped by the pod rule (used for
 scoring only). AC@k = share of faults whose root-cause service is in the top k; Avg@5 = mean
@@ -58,13 +60,27 @@ BEFORE = pd.Timedelta("20min")
 AFTER = pd.Timedelta("4min")
 
 
-def incident_yaml(data: Path) -> str:
-    """The incident.yaml for a Nezha-shaped folder (absolute paths to the raw files)."""
+def incident_yaml(data: Path, normal: Path | None = None,
+                  reference: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> str:
+    """The incident.yaml for a Nezha-shaped folder (absolute paths to the raw files). With a
+    fault-free folder, its logs and spans are read too and its span of time is declared as the
+    reference period (the events of the incident are compared with it, not with the minutes
+    before, which hold the previous injection)."""
     d = data.resolve()
+
+    def paths(kind: str) -> str:
+        if normal is None:
+            return f"{d}/{kind}/*_{kind}.csv"
+        return f"[{d}/{kind}/*_{kind}.csv, {normal.resolve()}/{kind}/*_{kind}.csv]"
+
+    ref = ""
+    if reference is not None:
+        ref = (f"reference: {{start: '{reference[0].isoformat()}', "
+               f"end: '{reference[1].isoformat()}'}}   # the fault-free export's time span\n")
     return f"""\
 # Nezha / TrainTicket raw export, read as is (no converted copies).
 signals_preset: pod_csv          # per-pod wide CSVs: cpu, memory, latency_p90/p99, workload, ...
-sources:
+{ref}sources:
   metrics:
     kind: files
     format: csv
@@ -75,13 +91,13 @@ sources:
   logs:
     kind: files
     format: csv
-    path: {d}/log/*_log.csv
+    path: {paths("log")}
     fields: {{time: Timestamp, pod: PodName, message: Log, trace_id: TraceID}}
     message_format: docker_json  # Log holds the runtime's {{"log": "...", "stream", "time"}}
   spans:
     kind: files
     format: csv
-    path: {d}/trace/*_trace.csv
+    path: {paths("trace")}
     fields: {{trace_id: TraceID, span_id: SpanID, parent_id: ParentID, pod: PodName,
              operation: OperationName, start: StartTimeUnixNano, end: EndTimeUnixNano}}
     time_unit: ns
@@ -126,11 +142,12 @@ def _alert(service: str, at: pd.Timestamp, name: str) -> dict[str, Any]:
 
 
 def investigate(data: Path, work: Path, name: str, at: pd.Timestamp, entry: str,
-                timeout: float) -> dict[str, Any]:
+                timeout: float, normal: Path | None = None,
+                reference: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> dict[str, Any]:
     """Write incident.yaml + alert.json for one window and run `incident run`; read findings."""
     case = work / "cases" / name
     case.mkdir(parents=True, exist_ok=True)
-    (case / "incident.yaml").write_text(incident_yaml(data), "utf-8")
+    (case / "incident.yaml").write_text(incident_yaml(data, normal, reference), "utf-8")
     (case / "alert.json").write_text(json.dumps(_alert(entry, at, name)), "utf-8")
     cmd = [sys.executable, "-m", "incident_lib.cli", "run", "--alert", str(case / "alert.json"),
            "--data", str(case), "--start", (at - BEFORE).isoformat(),
@@ -150,14 +167,17 @@ def investigate(data: Path, work: Path, name: str, at: pd.Timestamp, entry: str,
 def read_run(run: Path, name: str, rc: int, error: str, secs: float) -> dict[str, Any]:
     """The scored parts of one run folder: ranked services, fact stated, rollback."""
     out: dict[str, Any] = {"name": name, "rc": rc, "error": error, "seconds": secs,
-                           "ranked": [], "ranks": [], "fact": False, "rollback": False}
+                           "ranked": [], "ranks": [], "suspects_ranked": [],
+                           "suspects_ranks": [], "fact": False, "rollback": False}
     cor = _data(run / "findings" / "correlation.json")
     if cor:
-        seen: dict[str, int] = {}
-        for s in cor.get("suspects") or []:
-            seen.setdefault(str(s.get("service")), int(s.get("rank") or len(seen) + 1))
-        out["ranked"] = list(seen)
-        out["ranks"] = list(seen.values())
+        for key, rows in (("", (cor.get("service_ranking") or {}).get("ranking") or []),
+                          ("suspects_", cor.get("suspects") or [])):
+            seen: dict[str, int] = {}
+            for s in rows:
+                seen.setdefault(str(s.get("service")), int(s.get("rank") or len(seen) + 1))
+            out[f"{key}ranked"] = list(seen)
+            out[f"{key}ranks"] = list(seen.values())
     why = _data(run / "findings" / "five_whys.json")
     out["rollback"] = bool(why and (why.get("decision") or {}).get("decision") == "roll back")
     # stated as fact: the 5 Whys' root-cause claim (structured), not a phrase of the report
@@ -199,8 +219,8 @@ def scores(rows: list[dict[str, Any]]) -> dict[str, float]:
     return {"AC@1": ac[1], "AC@3": ac[3], "AC@5": ac[5], "Avg@5": sum(ac.values()) / 5}
 
 
-def normal_windows(normal: Path, n: int) -> list[pd.Timestamp]:
-    """n alert times spread over the fault-free period, each with a full window inside it."""
+def normal_span(normal: Path) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last span (or log) time of the fault-free folder."""
     from incident_lib.sources.tables import read_csv_columns
 
     times: list[pd.Timestamp] = []
@@ -211,7 +231,12 @@ def normal_windows(normal: Path, n: int) -> list[pd.Timestamp]:
         times += [pd.Timestamp(int(t.min()), tz="UTC"), pd.Timestamp(int(t.max()), tz="UTC")]
     if not times:
         raise SystemExit(f"no trace or log files in {normal}")
-    lo, hi = min(times), max(times)
+    return min(times), max(times)
+
+
+def normal_windows(normal: Path, n: int) -> list[pd.Timestamp]:
+    """n alert times spread over the fault-free period, each with a full window inside it."""
+    lo, hi = normal_span(normal)
     # alert moments inside the covered span, 20 min of (metric) history before each
     span = max(hi - lo, pd.Timedelta(0))
     return [lo + span * (i + 0.5) / n for i in range(n)]
@@ -240,21 +265,24 @@ def main(argv: list[str] | None = None) -> int:
     tmp = None if args.keep else tempfile.TemporaryDirectory(prefix="nezha-")
     work = (args.keep or Path(tmp.name)).resolve()  # type: ignore[union-attr]
     rule = PodRule()
-    jobs = [(args.data, f"case-{i:02d}", f["time"]) for i, f in enumerate(faults)]
-    if args.normal:
-        jobs += [(args.normal, f"normal-{i:02d}", t)
+    ref = normal_span(args.normal) if args.normal else None
+    jobs = [(args.data, f"case-{i:02d}", f["time"], args.normal, ref)
+            for i, f in enumerate(faults)]
+    if args.normal:  # fault-free windows: inside the normal folder, no reference of their own
+        jobs += [(args.normal, f"normal-{i:02d}", t, None, None)
                  for i, t in enumerate(normal_windows(args.normal, args.normal_windows))]
     if args.rescore:
         results = [_rescored(work / "runs" / j[1], j[1]) for j in jobs]
     else:
         with cf.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             results = list(pool.map(lambda j: investigate(j[0], work, j[1], j[2], entry,
-                                                          args.timeout), jobs))
+                                                          args.timeout, j[3], j[4]), jobs))
     rows = []
     for f, res in zip(faults, results, strict=False):
         truth = rule.service_of(f["inject_pod"])
         res.update(type=f["inject_type"], truth=truth,
-                   pos=position(res["ranked"], res["ranks"], truth))
+                   pos=position(res["ranked"], res["ranks"], truth),
+                   suspects_pos=position(res["suspects_ranked"], res["suspects_ranks"], truth))
         rows.append(res)
         print(f"{res['name']} {f['inject_time']} {f['inject_type']:<15} truth={truth} "
               f"pos={res['pos']} top3={res['ranked'][:3]} {res['seconds']:.0f}s"
@@ -284,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fault-free windows={len(normal)} "
               f"named_root_cause={sum(1 for r in normal if r['fact'])} "
               f"rollback={sum(1 for r in normal if r['rollback'])}")
+    sus = scores([{**r, "pos": r["suspects_pos"]} for r in rows])
+    print(f"suspects table (changes + anomalies + templates) cases={len(rows)} "
+          f"AC@1={sus['AC@1']:.2f} AC@3={sus['AC@3']:.2f} AC@5={sus['AC@5']:.2f} "
+          f"Avg@5={sus['Avg@5']:.2f}")
     s = scores(rows)
     print(f"overall cases={len(rows)} AC@1={s['AC@1']:.2f} AC@3={s['AC@3']:.2f} "
           f"AC@5={s['AC@5']:.2f} Avg@5={s['Avg@5']:.2f}")

@@ -334,6 +334,13 @@ def suspects(run: Run, ctx: Section, an: Section, tpl: Section, ch: Section) -> 
             md += f" with {md_inline(s['change_id'])} ({md_inline(s['change'])})"
         md += "\n" + "\n".join(f"- {md_inline(e['kind'])}: {md_inline(e['text'])}"
                                for e in s["evidence"]) + "\n"
+    if sr["ranking"]:
+        md += ("\n**Services ranked on their own evidence** (each kind scaled by its strongest "
+               f"service; events compared with the {md_inline(sr['events_baseline'])}):\n\n"
+               + md_table([{"rank": r["rank"], "service": r["service"], "score": r["score"],
+                            "evidence": ", ".join(f"{k} {v:.2f}" for k, v in r["kinds"].items()),
+                            "victim of": ", ".join(r["victim_of"])}
+                           for r in sr["ranking"][:5]]) + "\n")
     md += ("\n**Root cause:** " + (md_inline(root) if root else "none stated") + " ("
            + md_inline(reason) + ")")
     if sr["missing"]:
