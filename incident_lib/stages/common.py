@@ -11,7 +11,8 @@ from ..core.findings import Findings, TriageFindings
 from ..runs.folder import Run
 from ..sources.base import choose_step
 
-__all__ = ["calls_of", "entrypoints_of", "signal_frames", "windows", "outcome_of"]
+__all__ = ["calls_of", "entrypoints_of", "signal_frames", "windows", "alert_lead",
+           "reference_window", "outcome_of"]
 
 
 def calls_of(run: Run) -> dict[str, list[str]]:
@@ -56,6 +57,11 @@ def reference_window(run: Run) -> tuple[pd.Timestamp, pd.Timestamp] | None:
 def windows(triage: TriageFindings, run: Run) -> dict[str, Any]:
     """Baseline [start, onset-5min) and incident [onset, recovery or end] windows.
 
+    With an alert, the incident window starts no earlier than `alert_lead` before it: an
+    alert fires while its condition holds, `for:` after it began, so an excursion that started
+    long before (one noisy series among many, or an earlier episode) does not widen the window;
+    the windows say so (`anchored_on_alert`, `earliest_excursion`).
+
     Without a measured onset no incident window is invented (not `alert - 15 min`): the
     window is split in half so correlation can still describe what changed (second half vs
     first half), `onset_known` is False, and no suspect is ranked from it.
@@ -68,8 +74,23 @@ def windows(triage: TriageFindings, run: Run) -> dict[str, Any]:
                 "onset_known": False}
     rec = triage.impact.recovered
     end = pd.Timestamp(rec) if rec else inc.end_ts
-    return {"baseline": (inc.start_ts, onset - pd.Timedelta("5min")), "incident": (onset, end),
-            "onset_known": True}
+    out: dict[str, Any] = {"onset_known": True, "anchored_on_alert": False}
+    alert = getattr(inc, "alert_ts", None)
+    if alert is not None:
+        lead = alert_lead(getattr(inc, "topology", None) or {})
+        if onset < alert - lead:
+            # an alert fires `for:` after its condition starts: an earlier first excursion
+            # (often one noisy series among many) would pull an earlier episode into the window
+            out.update(anchored_on_alert=True, earliest_excursion=onset, lead=lead)
+            onset = alert - lead
+    return {**out, "baseline": (inc.start_ts, onset - pd.Timedelta("5min")),
+            "incident": (onset, end)}
+
+
+def alert_lead(topology: dict[str, Any]) -> pd.Timedelta:
+    """How long before the alert the incident window may start: the alert's `for:` duration
+    (`alert_for` in incident.yaml, default 5m) plus scrape and evaluation lag (2 min)."""
+    return pd.Timedelta(str(topology.get("alert_for") or "5m")) + pd.Timedelta("2min")
 
 
 def outcome_of(run: Run, triage: dict[str, Any] | Findings | None) -> dict[str, Any]:

@@ -44,6 +44,11 @@ def context(run: Run) -> Section:
               f"- Incident: {fmt_time(w['incident'][0])} to {fmt_time(w['incident'][1])}\n"
               "- Severity from triage: "
               f"{md_inline(tri.severity.label if tri.severity else 'none')}")
+        if w.get("anchored_on_alert"):
+            md += (f"\n- The first excursion began at {fmt_time(w['earliest_excursion'])}, "
+                   f"more than {int(w['lead'].total_seconds() // 60)} minutes before the alert "
+                   "(its `for:` plus 2 minutes): the incident window starts there instead. "
+                   "If your alert waits longer, set `alert_for` in incident.yaml.")
     else:
         md = ("**No onset was measured**, so there is no incident window and no suspect is "
               "ranked. To describe what changed, the second half of the window "

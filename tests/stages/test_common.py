@@ -11,7 +11,8 @@ from incident_lib.stages.common import windows
 
 START, END = pd.Timestamp("2026-11-20T09:00Z"), pd.Timestamp("2026-11-20T10:30Z")
 RUN = SimpleNamespace(incident=SimpleNamespace(start_ts=START, end_ts=END,
-                                               alert_ts=END - pd.Timedelta("10min")))
+                                               alert_ts=END - pd.Timedelta("10min"),
+                                               topology={"alert_for": "30m"}))
 
 
 def test_no_onset_splits_the_window_and_says_so() -> None:
@@ -30,3 +31,20 @@ def test_onset_gives_baseline_before_and_incident_to_recovery() -> None:
     assert w["onset_known"] is True
     assert w["baseline"] == (START, pd.Timestamp(onset) - pd.Timedelta("5min"))
     assert w["incident"] == (pd.Timestamp(onset), pd.Timestamp(rec))
+
+
+def test_an_onset_long_before_the_alert_does_not_widen_the_window() -> None:
+    """alert_for 5m (default): the window starts 7 minutes before the alert, and says why."""
+    run = SimpleNamespace(incident=SimpleNamespace(start_ts=START, end_ts=END,
+                                                   alert_ts=END - pd.Timedelta("10min"),
+                                                   topology={}))
+    onset = "2026-11-20T09:30:00Z"  # 50 minutes before the alert at 10:20
+    w = windows(TriageFindings.from_dict({"onset": {"time": onset}, "impact": {}}), run)
+    assert w["incident"] == (pd.Timestamp("2026-11-20T10:13Z"), END)
+    assert w["baseline"] == (START, pd.Timestamp("2026-11-20T10:08Z"))
+    assert w["anchored_on_alert"] is True
+    assert w["earliest_excursion"] == pd.Timestamp(onset)
+    near = windows(TriageFindings.from_dict({"onset": {"time": "2026-11-20T10:15:00Z"},
+                                             "impact": {}}), run)
+    assert near["incident"][0] == pd.Timestamp("2026-11-20T10:15Z")  # within the lead: as is
+    assert near["anchored_on_alert"] is False
