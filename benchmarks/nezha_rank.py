@@ -272,7 +272,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=Path("/tmp/nezha/rca_data/2023-01-29"))
     ap.add_argument("--normal", type=Path, default=Path("/tmp/nezha/construct_data/2023-01-29"))
-    ap.add_argument("--lookback", default="2min")
+    ap.add_argument("--lookback", default="7min")  # alert_for 5m + 2m, as the product
     ap.add_argument("--fresh", action="store_true", help="ignore the feature cache")
     args = ap.parse_args()
     t_start = time.perf_counter()

@@ -35,7 +35,7 @@ __all__ = ["KINDS", "RankConfig", "evidence_table", "rank_services", "root_cause
 KINDS: dict[str, tuple[str, float]] = {
     "metric": ("own resource excursion beyond the baseline's peak (worst pod and signal)",
                10.0),
-    "error_share": ("share of error/exception log lines rose (new or surging)", 0.0),
+    "error_share": ("share of error/exception log lines rose (new or surging)", 0.01),
     "template_down": ("log templates dropped or vanished (-log10 p)", 3.0),
     "template_up": ("log templates new or surging (-log10 p)", 3.0),
     "pattern_shift": ("log template mix moved beyond sampling noise (TV distance)", 0.01),
@@ -59,12 +59,12 @@ class RankConfig:
     kinds and gates; BENCHMARKS.md). The stating thresholds are chosen with a wrong or
     fault-free statement weighted three times a right one."""
 
-    kinds: tuple[str, ...] = ("metric", "error_share", "pattern_shift")
+    kinds: tuple[str, ...] = ("metric", "error_share", "pattern_shift", "volume_down")
     gates: dict[str, float] = field(default_factory=lambda: {k: g for k, (_, g) in
                                                              KINDS.items()})
     victim_factor: float = 0.5
     compress: tuple[str, ...] = ()  # kinds scaled on log1p (heavy-tailed statistics)
-    min_score: float = 1.5
+    min_score: float = 2.0
     min_margin: float = 1.0
 
 
