@@ -164,7 +164,10 @@ def rollback_or_fix(
     *,
     recent: pd.Timedelta = pd.Timedelta("30min"),
 ) -> dict[str, Any]:
-    """Quick known fix -> fix forward; no change -> mitigate; P1 or recent change -> roll back."""
+    """The playbook's rollback-or-fix tree: P1 or a recent change -> roll back; cause known and
+    fix < 15 min -> fix forward; fix > 30 min -> roll back; no change on the suspect ->
+    mitigate; no recent change and cause not known -> investigate more (never a rollback of a
+    change nobody has seen)."""
     change_recent = False
     if top_suspect and top_suspect.get("change_time") and top_suspect.get("change_type") in (
             "deploy", "config", "feature_flag", "flag"):
@@ -195,5 +198,12 @@ def rollback_or_fix(
     if fix_minutes is not None and fix_minutes > 30:
         return {"decision": "roll back", "rule": "fix > 30 min -> roll back", "target": target,
                 "why": f"estimated fix {fix_minutes:.0f} min"}
+    if not cause_known:
+        svc = top_suspect["service"] if top_suspect else ""
+        return {"decision": "investigate", "rule": "not critical, no recent change, cause not "
+                "known -> investigate more", "target": svc,
+                "why": "no deploy, config or flag change shortly before the onset and no "
+                       "suspect clear enough to act on: find the cause before rolling anything "
+                       "back (estimate the fix time once it is known)"}
     return {"decision": "roll back", "rule": "no quick fix known -> roll back (default)",
             "target": target, "why": "fix time unknown (TODO: responder to estimate)"}

@@ -55,7 +55,11 @@ def test_whys_with_evidence_are_facts() -> None:
      "fix > 30 min"),
     ("P1", _suspect(change_id=None, change_time=None, change_type=None), None, "mitigate",
      "no change on the suspect"),
-    ("P3", None, None, "roll back", "default"),
+    # the playbook's tree: not critical, no recent deployment, root cause not known ->
+    # investigate more (a rollback of "the last change" when none is known is made up)
+    ("P3", None, None, "investigate", "cause not known"),
+    ("P3", _suspect(change_time=(ONSET - pd.Timedelta("2h")).isoformat(), score=0.3), None,
+     "investigate", "cause not known"),
 ])
 def test_rollback_or_fix(sev: str, suspect: dict | None, fix: float | None, decision: str,
                          rule: str) -> None:
