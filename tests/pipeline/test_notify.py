@@ -1,0 +1,224 @@
+"""Chat notifiers against a loopback receiver: exact payloads (golden files), retries on 429/5xx,
+no mention injection from untrusted text, secrets never written to the run folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from incident_lib.core.config import load_config
+from incident_lib.core.errors import ConfigError
+from incident_lib.core.model import Incident
+from incident_lib.pipeline.notify import notify_now, post
+from tests.chat_receiver import chat_receiver
+
+GOLDEN = Path(__file__).parent / "golden"
+# What an attacker can put into alert labels/annotations or log lines that reach a suspect.
+HOSTILE = ("<!channel> @here <@U123ABC> @channel <!subteam^S1|@oncall> [click](https://evil.example)"
+           " <https://evil.example|login> *bold* &amp; <at>Boss</at>")
+ENV = "TEST_CHAT_WEBHOOK_URL"
+LINKS = {"served_runs": "https://incidents.example.com",
+         "grafana": {"url": "https://grafana.example.com", "datasource": "prom-main",
+                     "org_id": 1},
+         "prometheus": {"url": "https://prom.example.com"},
+         "kibana": {"url": "https://kibana.example.com", "data_view": "logs-dv",
+                    "service_field": "service.name"}}
+PROMQL = ('sum by (service) (rate(http_requests_total{status=~"5..",service="checkout"}[1m])) '
+          '/ sum by (service) (rate(http_requests_total{service="checkout"}[1m]))')
+
+
+def _envelope(stage: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"schema": 1, "stage": stage, "incident_id": "checkout-errors-1", "data": data}
+
+
+def make_run(root: Path, notify: list[dict[str, Any]], stages: tuple[str, ...] = (
+        "triage", "correlation", "five_whys"), resolved_at: str | None = None) -> Path:
+    """A run folder as the notebooks leave it (findings + evidence index), with hostile text in
+    the alert title and in a suspect's change id."""
+    inc = Incident(id="checkout-errors-1", title=f"HighErrorRate {HOSTILE}", service="checkout",
+                   start="2026-11-20T08:47:00Z", end="2026-11-20T12:02:00Z",
+                   alert_time="2026-11-20T10:45:00Z", resolved_at=resolved_at,
+                   sources={"metrics": {"kind": "prometheus", "url": "http://127.0.0.1:9"},
+                            "logs": {"kind": "files", "path": "/nonexistent"}},
+                   topology={"notify": notify, "links": LINKS}, created="2026-11-20T10:45:05Z")
+    path = root / inc.id
+    (path / "findings").mkdir(parents=True)
+    (path / "evidence").mkdir()
+    (path / "incident.json").write_text(json.dumps(inc.to_dict()))
+    (path / "evidence" / "index.json").write_text(json.dumps({
+        "signal_error_rate": {"name": "signal_error_rate", "backend": "prometheus",
+                              "query": f"{PROMQL} step=15s", "notes": {"step": 15}},
+        "logs": {"name": "logs", "backend": "files", "query": "files:logs.ndjson ..."}}))
+    findings = {
+        "triage": {"severity": {"level": "P1", "label": "P1 (high)"},
+                   "impact": {"onset": "2026-11-20T10:42:15Z", "as_of": "2026-11-20T12:02:00Z",
+                              "recovered": None, "status": "ongoing",
+                              "entrypoints": ["frontend"], "customer_error_share": 0.1038,
+                              "customer_latency_ratio": 34.8,
+                              "affected_services": ["checkout", "frontend", "payments"]},
+                   "changes": [], "outcome": {"kind": "incident", "reasons": []}},
+        "correlation": {"suspects": [{"service": "payments", "change_id": f"chg-1004 {HOSTILE}",
+                                      "score": 0.95}]},
+        "five_whys": {"outcome": {"kind": "incident", "reasons": []},
+                      "root_cause": {"service": "payments", "change_id": f"chg-1004 {HOSTILE}",
+                                     "stated": True, "confidence": "high"},
+                      "decision": {"decision": "roll back", "target": "chg-1004 on payments"}},
+    }
+    for stage in stages:
+        (path / "findings" / f"{stage}.json").write_text(json.dumps(_envelope(stage,
+                                                                              findings[stage])))
+    return path
+
+
+CASES = [  # (notifier spec, event, stages present, golden file)
+    ({"kind": "slack", "format": "blocks"}, "triage", ("triage",), "slack_blocks_triage.json"),
+    ({"kind": "slack", "format": "attachments"}, "root_cause",
+     ("triage", "correlation", "five_whys"), "slack_attachments_root_cause.json"),
+    ({"kind": "mattermost", "format": "attachments"}, "triage", ("triage", "correlation"),
+     "mattermost_triage.json"),
+    ({"kind": "teams"}, "root_cause", ("triage", "correlation", "five_whys"),
+     "teams_root_cause.json"),
+    ({"kind": "webhook"}, "resolved", ("triage", "correlation", "five_whys"),
+     "webhook_resolved.json"),
+]
+
+
+def _spec(base: dict[str, Any]) -> dict[str, Any]:
+    return {"name": f"{base['kind']}-1", "url_env": ENV,
+            "events": ["triage", "root_cause", "resolved"], **base}
+
+
+@pytest.mark.parametrize(("spec", "event", "stages", "golden"), CASES,
+                         ids=[c[3].removesuffix(".json") for c in CASES])
+def test_payload_matches_golden_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     spec: dict, event: str, stages: tuple, golden: str) -> None:
+    with chat_receiver() as rec:
+        monkeypatch.setenv(ENV, rec.url)
+        path = make_run(tmp_path, [_spec(spec)], stages,
+                        resolved_at="2026-11-20T12:30:00Z" if event == "resolved" else None)
+        records = notify_now(path, event)
+        posts = rec.wait_for(1, 5)
+    assert [r["state"] for r in records] == ["sent"], records
+    assert len(posts) == 1 and posts[0]["path"] == "/hooks/T0SECRET/B0SECRET/xoxsecretpath"
+    assert posts[0]["headers"]["Content-Type"] == "application/json; charset=utf-8"
+    got = posts[0]["json"]
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        (GOLDEN / golden).write_text(json.dumps(got, indent=2, ensure_ascii=False) + "\n")
+    assert got == json.loads((GOLDEN / golden).read_text("utf-8"))
+
+
+def _texts(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _texts(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _texts(v)]
+    return [value] if isinstance(value, str) else []
+
+
+@pytest.mark.parametrize("kind", ["slack", "mattermost", "teams"])
+def test_untrusted_text_pings_nobody_and_injects_no_link(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         kind: str) -> None:
+    fmt = {"format": "attachments"} if kind != "teams" else {}
+    with chat_receiver() as rec:
+        monkeypatch.setenv(ENV, rec.url)
+        path = make_run(tmp_path, [_spec({"kind": kind, **fmt})])
+        notify_now(path, "root_cause")
+        body = rec.wait_for(1, 5)[0]["json"]
+    texts = "\n".join(_texts(body))
+    # the hostile words arrived (readable), but in no form a platform turns into a mention
+    assert "here" in texts and "channel" in texts and "U123ABC" in texts
+    for needle in ("@here", "@channel", "@oncall", "<at>"):
+        assert needle not in texts, (needle, kind)
+    if kind == "teams":  # Adaptive Card Markdown: every active character backslash-escaped
+        assert "msteams" not in json.dumps(body)  # mentions need msteams.entities: never sent
+        assert "[click](https://evil.example)" not in texts
+        assert all(texts[i - 1] == "\\" for i, ch in enumerate(texts) if ch in "<[*")
+        return
+    for needle in ("<!channel>", "<!here>", "<@U123ABC>", "<!subteam", "<https://evil"):
+        assert needle not in texts, (needle, kind)
+    if kind == "mattermost":  # Mattermost renders Markdown: no injected link or emphasis
+        assert "[click](https://evil.example)" not in texts and "*bold*" not in texts
+    else:  # every '<' left is one of our own <url|title> links to the configured tools
+        for start in (i for i, ch in enumerate(texts) if ch == "<"):
+            assert texts[start:].startswith(("<https://incidents.example.com/",
+                                             "<https://grafana.example.com/",
+                                             "<https://prom.example.com/",
+                                             "<https://kibana.example.com/")), texts[start:80]
+
+
+def test_retries_429_and_5xx_with_backoff_honouring_retry_after() -> None:
+    waits: list[float] = []
+    with chat_receiver([(429, {"Retry-After": "3"}), (502, {}), (200, {})]) as rec:
+        result = post(rec.url, {"text": "x"}, sleep=waits.append)
+        assert [p["answered"] for p in rec.posts] == [429, 502, 200]
+    assert result == {"state": "sent", "attempts": 3, "status_code": 200, "error": None}
+    assert waits == [3.0, 2.0]  # Retry-After first, then the 2nd backoff step (1 s, 2 s, ...)
+
+
+def test_gives_up_after_four_attempts_and_never_retries_other_4xx() -> None:
+    waits: list[float] = []
+    with chat_receiver([(500, {})] * 4 + [(404, {})]) as rec:
+        failed = post(rec.url, {"text": "x"}, sleep=waits.append)
+        gone = post(rec.url, {"text": "x"}, sleep=waits.append)
+        assert len(rec.posts) == 5
+    assert failed == {"state": "failed", "attempts": 4, "status_code": 500, "error": "HTTP 500"}
+    assert waits == [1.0, 2.0, 4.0]
+    assert gone == {"state": "failed", "attempts": 1, "status_code": 404, "error": "HTTP 404"}
+
+
+def test_failures_are_recorded_in_status_json_without_the_secret_url(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with chat_receiver([(503, {})] * 4) as rec:
+        monkeypatch.setenv(ENV, rec.url)
+        path = make_run(tmp_path, [_spec({"kind": "webhook"}),
+                                   {**_spec({"kind": "teams"}), "url_env": "TEST_UNSET_ENV"}])
+        monkeypatch.delenv("TEST_UNSET_ENV", raising=False)
+        records = notify_now(path, "triage", sleep=lambda s: None)
+    status = json.loads((path / "status.json").read_text())
+    got = {n["notifier"]: n for n in status["notifications"]}
+    assert got["webhook-1"]["state"] == "failed" and got["webhook-1"]["attempts"] == 4
+    assert got["webhook-1"]["error"] == "HTTP 503"
+    assert got["teams-1"]["state"] == "skipped" and "TEST_UNSET_ENV" in got["teams-1"]["error"]
+    assert len(records) == 2
+    dumped = "".join(f.read_text(errors="replace") for f in path.rglob("*") if f.is_file())
+    assert "SECRET" not in dumped and "xoxsecretpath" not in dumped and rec.url not in dumped
+
+
+def test_unreachable_receiver_fails_fast_naming_no_url(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "http://127.0.0.1:9/hooks/T0SECRET/never"
+    monkeypatch.setenv(ENV, url)
+    path = make_run(tmp_path, [_spec({"kind": "slack", "format": "blocks"})])
+    (rec,) = notify_now(path, "triage", sleep=lambda s: None)
+    assert rec["state"] == "failed" and rec["attempts"] == 4
+    assert rec["error"] == "ConnectError (no answer)" and "SECRET" not in json.dumps(rec)
+
+
+def test_an_event_is_sent_once_per_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with chat_receiver() as rec:
+        monkeypatch.setenv(ENV, rec.url)
+        path = make_run(tmp_path, [_spec({"kind": "webhook"})])
+        notify_now(path, "triage")
+        notify_now(path, "triage")  # e.g. the run re-executed after a server restart
+        notify_now(path, "root_cause")
+        posts = rec.wait_for(2, 5)
+    assert [p["json"]["event"] for p in posts] == ["triage", "root_cause"]
+
+
+@pytest.mark.parametrize(("notify", "field"), [
+    ([{"kind": "slack", "url": "https://hooks.slack.com/services/T/B/x"}], "notify[1]"),
+    ([{"kind": "irc", "url_env": "X"}], "notify[1].kind"),
+    ([{"kind": "slack", "url_env": "not a var"}], "notify[1].url_env"),
+    ([{"kind": "mattermost", "url_env": "X", "format": "blocks"}], "notify[1].format"),
+    ([{"kind": "webhook", "url_env": "X", "events": ["started"]}], "notify[1].events"),
+])
+def test_bad_notify_config_names_the_field(tmp_path: Path, notify: list, field: str) -> None:
+    f = tmp_path / "incident.yaml"
+    f.write_text(json.dumps({"sources": {}, "notify": notify}))
+    with pytest.raises(ConfigError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        load_config(f)
