@@ -222,3 +222,59 @@ def test_bad_notify_config_names_the_field(tmp_path: Path, notify: list, field: 
     f.write_text(json.dumps({"sources": {}, "notify": notify}))
     with pytest.raises(ConfigError, match=field.replace("[", r"\[").replace("]", r"\]")):
         load_config(f)
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo dataset (20k log lines)."""
+    from incident_lib.demo.generator import DemoSpec, generate_demo
+
+    return generate_demo(tmp_path_factory.mktemp("small") / "data", DemoSpec(size=20_000))
+
+
+def test_a_real_run_posts_its_first_update_while_it_goes_on_and_keeps_no_secret(
+        tmp_path: Path, small_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runner + notebooks: the triage update arrives before the run ends, a receiver that
+    always fails neither blocks nor fails the run, and no webhook URL lands in runs/."""
+    import pandas as pd
+
+    from incident_lib.core.integrations import validate_links, validate_notify
+    from incident_lib.pipeline.alerts import incident_from_alert
+    from incident_lib.pipeline.runner import create_run, execute
+
+    monkeypatch.setenv("INCIDENT_RUNS_DIR", str(tmp_path / "runs"))
+    with chat_receiver() as ok, chat_receiver([(500, {})] * 20) as broken:
+        monkeypatch.setenv("TEST_OK_HOOK", ok.url)
+        monkeypatch.setenv("TEST_BROKEN_HOOK", broken.url + "/broken")
+        config = load_config(data_dir=small_data)
+        config["notify"] = validate_notify([
+            {"kind": "slack", "url_env": "TEST_OK_HOOK", "name": "ok"},
+            {"kind": "webhook", "url_env": "TEST_BROKEN_HOOK", "name": "broken"}])
+        config["links"] = validate_links(LINKS)
+        payload = json.loads((small_data / "alert.json").read_text())
+        path = create_run(incident_from_alert(payload, config, incident_id="notify-run"))
+        status = execute(path)
+        posts = ok.wait_for(1, 5)
+    assert status["state"] == "ok", status
+    first = posts[0]
+    tri = json.loads((path / "findings" / "triage.json").read_text())["data"]
+    upd = tri["status_update"]  # the chat says what the triage notebook's status update says
+    assert first["json"]["text"].startswith(f"{upd['color']} First status update: ")
+    assert first["json"]["text"].endswith(f"({upd['state']}, {tri['severity']['label']})")
+    arrived = pd.Timestamp(first["time"], unit="s", tz="UTC")
+    assert arrived <= pd.Timestamp(status["stages"]["correlation"]["ended"]) + pd.Timedelta("1s")
+    buttons = {e["text"]["text"]: e["url"] for b in first["json"]["blocks"]
+               if b["type"] == "actions" for e in b["elements"]}
+    assert buttons["Investigation"] == "https://incidents.example.com/runs/notify-run/"
+    assert buttons["Grafana: signal_error_rate"].startswith("https://grafana.example.com/explore?")
+    sent = {(n["notifier"], n["event"]): n for n in status["notifications"]}
+    assert sent[("ok", "triage")]["state"] == "sent"
+    assert sent[("broken", "triage")]["state"] == "failed"
+    assert sent[("broken", "triage")]["attempts"] == 4
+    assert len(broken.posts) >= 4
+    report = (path / "report.md").read_text()
+    assert "[this run](https://incidents.example.com/runs/notify-run/)" in report
+    assert "[Grafana](https://grafana.example.com/explore?" in report
+    leaked = [f for f in path.rglob("*") if f.is_file()
+              and (b"T0SECRET" in f.read_bytes() or b"xoxsecretpath" in f.read_bytes())]
+    assert leaked == []
