@@ -99,10 +99,12 @@ def served_run_url(base: str, incident_id: str) -> str:
 
 
 def md_link(text: str, url: str) -> str:
-    """A Markdown link whose text is escaped; the URL must already be percent-encoded."""
+    """A Markdown link whose text is inert: brackets, backticks and angle brackets are dropped
+    from it (md_inline leaves `]` alone, which would close the link text early), the rest
+    escaped; the URL must already be percent-encoded (spaces and parentheses are encoded)."""
     if re.search(r"[\s<>()\\]", url):
         url = quote(url, safe=":/?#[]@!$&'*+,;=%")
-    return f"[{md_inline(text, 120)}]({url})"
+    return f"[{md_inline(re.sub(r'[][`<>]', '', text), 120)}]({url})"
 
 
 def promql_of(meta: dict[str, Any], declared: dict[str, str]) -> str | None:
