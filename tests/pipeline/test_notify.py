@@ -275,6 +275,11 @@ def test_a_real_run_posts_its_first_update_while_it_goes_on_and_keeps_no_secret(
     report = (path / "report.md").read_text()
     assert "[this run](https://incidents.example.com/runs/notify-run/)" in report
     assert "[Grafana](https://grafana.example.com/explore?" in report
+    # the notebooks stay thin: the postmortem notebook shows the rendered report, links included
+    assert "[Grafana](https://grafana.example.com/explore?" in (
+        path / "notebooks" / "04_postmortem.ipynb").read_text()
+    assert '<a href="https://grafana.example.com/explore?' in (
+        path / "investigation.html").read_text()
     leaked = [f for f in path.rglob("*") if f.is_file()
               and (b"T0SECRET" in f.read_bytes() or b"xoxsecretpath" in f.read_bytes())]
     assert leaked == []
