@@ -199,7 +199,8 @@ def _slack(msg: dict[str, Any], fmt: str, esc: Callable[[str], str]) -> dict[str
     links = [(lk["title"], lk["url"]) for lk in msg["links"] if len(lk["url"]) <= 3000]
     facts = _facts(msg, esc)
     if fmt == "attachments":
-        link_text = " · ".join(f"<{u}|{t}>" for t, u in links)
+        link_text = " · ".join(f"[{t}]({u})" if esc is mattermost_escape else f"<{u}|{t}>"
+                               for t, u in links)  # each platform's own link syntax
         att = {"color": COLORS.get(st["color"], ("#888888", ""))[0], "fallback": fallback,
                "title": head, "text": f"Incident `{msg['incident_id']}`",
                "fields": [{"title": k, "value": v, "short": k == "Severity"} for k, v in facts]}

@@ -143,7 +143,13 @@ def test_untrusted_text_pings_nobody_and_injects_no_link(tmp_path: Path,
         assert needle not in texts, (needle, kind)
     if kind == "mattermost":  # Mattermost renders Markdown: no injected link or emphasis
         assert "[click](https://evil.example)" not in texts and "*bold*" not in texts
-    else:  # every '<' left is one of our own <url|title> links to the configured tools
+        for start in (i for i, _ in enumerate(texts) if texts.startswith("](", i)
+                      and texts[i - 1] != "\\"):  # an escaped \] closes no link
+            assert texts[start + 2:].startswith(("https://incidents.example.com/",
+                                                 "https://grafana.example.com/",
+                                                 "https://prom.example.com/",
+                                                 "https://kibana.example.com/")), texts[start:80]
+    else:  # every '<' (Slack) or '](' (Mattermost) left is one of our own links
         for start in (i for i, ch in enumerate(texts) if ch == "<"):
             assert texts[start:].startswith(("<https://incidents.example.com/",
                                              "<https://grafana.example.com/",
