@@ -358,6 +358,9 @@ def notify_now(run_path: Path, event: str, *, client: httpx.Client | None = None
         if not url:
             entry.update(state="skipped", error=f"environment variable {spec['url_env']} is "
                                                 "empty: set the webhook URL there")
+        elif not url.lower().startswith(("https://", "http://")):
+            entry.update(state="failed", attempts=0,
+                         error=f"{spec['url_env']} does not hold an http(s) URL")
         else:
             try:
                 assert msg is not None
@@ -383,18 +386,26 @@ class Dispatcher:
         self.run_path = Path(run_path)
         self._kw = kw
         self._queue: queue.Queue[str | None] = queue.Queue()
+        self._pending: list[str] = []
         self._thread = threading.Thread(target=self._loop, name="incident-notify", daemon=True)
         self._thread.start()
 
     def submit(self, event: str) -> None:
         """Queue an event (returns at once)."""
+        self._pending.append(event)
         self._queue.put(event)
 
     def _loop(self) -> None:
         while (event := self._queue.get()) is not None:
             notify_now(self.run_path, event, **self._kw)
+            self._pending.remove(event)
 
     def close(self, timeout: float = DRAIN_S) -> None:
-        """Let queued messages go out for up to `timeout` seconds, then return."""
+        """Let queued messages go out for up to `timeout` seconds, then return; events still
+        unsent then are recorded as failed (the process may end before they are)."""
         self._queue.put(None)
         self._thread.join(timeout)
+        for event in list(self._pending):
+            _safe_record(self.run_path, {"event": event, "notifier": "*", "state": "failed",
+                                         "time": _now(), "error": f"still being sent after "
+                                         f"{timeout:g} s when the run ended (chat too slow)"})

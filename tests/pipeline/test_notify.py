@@ -289,3 +289,34 @@ def test_a_real_run_posts_its_first_update_while_it_goes_on_and_keeps_no_secret(
     leaked = [f for f in path.rglob("*") if f.is_file()
               and (b"T0SECRET" in f.read_bytes() or b"xoxsecretpath" in f.read_bytes())]
     assert leaked == []
+
+
+def test_dispatcher_never_waits_on_a_slow_chat_and_says_what_it_left(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    from incident_lib.pipeline.notify import Dispatcher
+
+    release = threading.Event()
+    with chat_receiver([(503, {})] * 4) as rec:
+        monkeypatch.setenv(ENV, rec.url)
+        path = make_run(tmp_path, [_spec({"kind": "webhook"})])
+        chat = Dispatcher(path, sleep=lambda s: release.wait(10))  # a backoff that never ends
+        t0 = time.monotonic()
+        chat.submit("triage")
+        assert time.monotonic() - t0 < 0.1  # the investigation goes on at once
+        rec.wait_for(1, 5)
+        chat.close(timeout=0.5)
+        (entry,) = json.loads((path / "status.json").read_text())["notifications"]
+        release.set()
+    assert entry["event"] == "triage" and entry["state"] == "failed"
+    assert entry["error"].startswith("still being sent after 0.5 s")
+
+
+def test_a_webhook_variable_without_a_url_fails_without_sending(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV, "hooks.slack.com/services/T0SECRET/B/x")
+    path = make_run(tmp_path, [_spec({"kind": "slack", "format": "blocks"})])
+    (rec,) = notify_now(path, "triage")
+    assert rec["state"] == "failed" and rec["error"] == f"{ENV} does not hold an http(s) URL"
