@@ -170,12 +170,12 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
                          "variable named by --token-env)")
     runs = Path(runs_dir).resolve()
     runs.mkdir(parents=True, exist_ok=True)
-    queue = JobQueue(queue_path(runs))
-    pool = WorkerPool(queue, Path(config).resolve(), runs, workers, cell_timeout, token_env)
     if read_token is not None and hmac.compare_digest(read_token.encode(), token.encode()):
         raise InputError("the runs read token equals the webhook token: use a separate one")
     served = (run_routes(runs, read_token or None)
               if read_token or runs_behind_proxy else [])
+    queue = JobQueue(queue_path(runs))
+    pool = WorkerPool(queue, Path(config).resolve(), runs, workers, cell_timeout, token_env)
     expected = f"Bearer {token}".encode()
 
     def _authorized(request: Request) -> bool:
