@@ -30,7 +30,7 @@ from ..report.export import export_markdown, export_run_html
 from ..runs.folder import DEMO_RUN_ID, STAGES, Run, new_run_token, run_path
 from ..stages.postmortem import render_report
 from .alerts import incident_from_alert
-from .notify import Dispatcher, status_lock
+from .notify import dispatcher_for, notify_stage, on_findings, status_lock
 
 __all__ = ["NOTEBOOKS", "create_run", "execute", "create_demo_run", "notebook_path",
            "PARAMETER_NAMES"]
@@ -194,7 +194,7 @@ def execute(
     home = workspace()  # the kernel runs in the run folder; kb/ and runs/ stay the caller's
     with run_lock(path):
         status = _Status(path, stages)
-        chat = _dispatcher(path)
+        chat = dispatcher_for(path)
         out_dir = path / "notebooks"
         out_dir.mkdir(exist_ok=True)
         for stage in stages:
@@ -208,6 +208,10 @@ def execute(
             # papermill writes its output in place (not atomically): write a temp name and
             # rename only a complete, readable notebook
             part_nb = out_dir / f".{Path(NOTEBOOKS[stage]).stem}.partial.ipynb"
+            # the first chat update leaves as soon as triage's findings are written, not
+            # after the kernel has shut down and the notebook is saved (~3 s later)
+            early = (on_findings(path, stage, token, lambda: chat.submit("triage"))
+                     if chat is not None and stage == "triage" else None)
             try:
                 pm.execute_notebook(
                     str(notebook_path(stage, notebooks)), str(part_nb), parameters=params,
@@ -227,8 +231,9 @@ def execute(
             status.stage(stage, state=state, ended=_now(), error=error,
                          seconds=round(time.monotonic() - t0, 2),
                          notebook=f"notebooks/{NOTEBOOKS[stage]}" if out_nb.is_file() else None)
-            if chat is not None and state == "ok":
-                _notify_stage(chat, path, stage)
+            sent_early = early() if early is not None else False
+            if chat is not None and state == "ok" and not sent_early:
+                notify_stage(chat, path, stage)
         report = path / "report.md"
         if "postmortem" in stages and status.data["stages"]["postmortem"]["state"] != "ok":
             try:
@@ -255,28 +260,6 @@ def execute(
             chat.close()  # bounded wait (notify.DRAIN_S) for messages still being retried
             status.data = json.loads(status.path.read_text("utf-8"))
         return status.data
-
-
-def _dispatcher(path: Path) -> Dispatcher | None:
-    """A chat notifier for the run when incident.yaml configured `notify:`."""
-    try:
-        topo = json.loads((path / "incident.json").read_text("utf-8")).get("topology") or {}
-    except (OSError, ValueError):
-        return None
-    return Dispatcher(path) if topo.get("notify") else None
-
-
-def _notify_stage(chat: Dispatcher, path: Path, stage: str) -> None:
-    """The first status update when triage ends; an update when the root cause is stated."""
-    if stage == "triage":
-        chat.submit("triage")
-    elif stage == "five_whys":
-        try:
-            why = json.loads((path / "findings" / "five_whys.json").read_text("utf-8"))
-        except (OSError, ValueError):
-            return
-        if ((why.get("data") or {}).get("root_cause") or {}).get("stated"):
-            chat.submit("root_cause")
 
 
 def _one_line_os(exc: BaseException) -> str:
