@@ -8,7 +8,9 @@ then escaped per platform so it cannot ping anyone or inject links:
   escaping, so `<!channel>`, `<@U123>` and `<url|text>` stay text); Mattermost also notifies on
   a bare `@channel` / `@here` / `@all` / `@user` in webhook text (it has no per-webhook switch),
   so every `@` in untrusted text becomes the fullwidth `＠` (U+FF20), which no platform reads
-  as a mention.
+  as a mention. Mattermost renders Markdown, so its text also gets backslash, backtick,
+  `*`, `_`, `[`, `]`, `~` and `#` backslash-escaped, and our own links use its
+  `[title](url)` syntax (Slack: `<url|title>`).
 - Teams: an Adaptive Card mentions someone only through `<at>` plus `msteams.entities`; we never
   send entities, and HTML is not rendered in cards. Markdown link/emphasis characters are
   backslash-escaped and `@` is replaced as above.

@@ -1,10 +1,10 @@
 """Status updates to chat: Slack-compatible incoming webhooks (Slack, Mattermost), Microsoft
 Teams (Adaptive Card) and a generic JSON webhook, configured under `notify:` in incident.yaml.
 
-Three events: `triage` (the first status update, when triage ends), `root_cause` (when the
-5 Whys state a root cause as fact) and `resolved`. Each message carries status, severity,
-impact, suspect with confidence, action and links (the served run, the evidence in Grafana /
-Prometheus / Kibana).
+Three events: `triage` (the first status update, as soon as the triage notebook has written
+its findings), `root_cause` (when the 5 Whys state a root cause as fact) and `resolved`.
+Each message carries status, severity, impact, suspect with confidence, action and links (the
+served run, the evidence in Grafana / Prometheus / Kibana).
 
 Webhook URLs are secrets: read from the environment variable the config names, at send time;
 never written to runs/, logs or error texts (an error is the exception's type or the HTTP
