@@ -228,3 +228,22 @@ def test_a_webhook_variable_without_a_url_fails_without_sending(
     path = make_run(tmp_path, [_spec({"kind": "slack", "format": "blocks"})])
     (rec,) = notify_now(path, "triage")
     assert rec["state"] == "failed" and rec["error"] == f"{ENV} does not hold an http(s) URL"
+
+
+def test_on_findings_fires_once_for_this_executions_findings_only(tmp_path: Path) -> None:
+    import threading
+
+    from incident_lib.pipeline.notify import on_findings
+
+    (tmp_path / "findings").mkdir()
+    f = tmp_path / "findings" / "triage.json"
+    f.write_text(json.dumps({"run_token": "old-run", "data": {}}))  # a previous execution's
+    called = threading.Event()
+    calls: list[int] = []
+    stop = on_findings(tmp_path, "triage", "this-run",
+                       lambda: (calls.append(1), called.set()))
+    assert not called.wait(0.6)
+    f.write_text(json.dumps({"run_token": "this-run", "data": {}}))
+    assert called.wait(5)
+    assert stop() is True and calls == [1]
+    assert on_findings(tmp_path, "five_whys", "this-run", lambda: None)() is False
