@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 import yaml
 
@@ -134,6 +135,9 @@ def test_alert_rule_to_report_names_root_cause(stack: dict) -> None:
                     headers={"Authorization": f"Bearer {TOKEN}"}).json()
     latency = chat[0]["time"] - job["received"]
     assert latency < FIRST_UPDATE_GOAL_S, f"first chat message {latency:.1f} s after the alert"
+    written = pd.Timestamp(json.loads((run / "findings" / "triage.json").read_text())["created"])
+    lag = chat[0]["time"] - written.timestamp()  # `created` has whole seconds: up to 1 s more
+    assert lag < 3.0, f"the chat message came {lag:.1f} s after the triage findings"
     buttons = {e["text"]["text"]: e["url"] for b in msg["blocks"] if b["type"] == "actions"
                for e in b["elements"]}
     link = buttons["Investigation"]
