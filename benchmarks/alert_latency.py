@@ -11,8 +11,9 @@ Two paths, all real processes on 127.0.0.1 (Debian prometheus, prometheus-alertm
    as Prometheus reports it.
 The server is measured in steady state: its worker processes have preloaded papermill (as
 they do between alerts). "first status update" = findings/triage.json exists (stage 1 wrote
-data.status_update); "report" = status.json has its final state (report.md rendered,
-notebooks exported).
+data.status_update); "first chat message" = a generic-JSON notifier (`notify:`, issue 18)
+delivered the triage update to a loopback receiver; "report" = status.json has its final
+state (report.md rendered, notebooks exported).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from incident_lib.demo.generator import generate_demo  # noqa: E402
-from incident_lib.service.app import WORKER_NICE  # noqa: E402
+from incident_lib.service.worker import WORKER_NICE  # noqa: E402
+from tests.chat_receiver import Receiver, chat_receiver  # noqa: E402
 from tests.prom_servers import (  # noqa: E402
     backfill,
     free_port,
@@ -49,8 +51,16 @@ from tests.test_e2e_alertmanager import RULES  # noqa: E402
 TOKEN = "bench-token"
 
 
-def _watch(run: Path, t0: float, timeout: float = 600) -> tuple[float, float, str]:
-    """Seconds from t0 (epoch) to triage.json and to the final status; and that state."""
+def _chat_at(chat: Receiver, incident_id: str) -> float | None:
+    """Epoch time the receiver got this incident's first (triage) message, if it did."""
+    return next((p["time"] for p in list(chat.posts)
+                 if p["json"].get("incident_id") == incident_id), None)
+
+
+def _watch(run: Path, t0: float, chat: Receiver,
+           timeout: float = 600) -> tuple[float, float, float, str]:
+    """Seconds from t0 (epoch) to triage.json, to the first chat message and to the final
+    status; and that state."""
     first = None
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -61,7 +71,10 @@ def _watch(run: Path, t0: float, timeout: float = 600) -> tuple[float, float, st
         except (OSError, ValueError):
             st = {}
         if st.get("ended") and st.get("state") != "running":
-            return first or float("nan"), time.time() - t0, st["state"]
+            total = time.time() - t0
+            at = _chat_at(chat, run.name)
+            return (first or float("nan"), at - t0 if at else float("nan"), total,
+                    st["state"])
         time.sleep(0.05)
     raise TimeoutError(f"{run.name} did not finish in {timeout} s")
 
@@ -80,13 +93,17 @@ def main() -> int:
         "metrics": {"kind": "prometheus", "url": f"http://127.0.0.1:{prom_port}"},
         "logs": {"kind": "files", "path": str(data / "logs.ndjson")},
         "changes": {"kind": "files", "path": str(data / "changes.ndjson")}},
-        "topology": str(data / "topology.yaml")}
+        "topology": str(data / "topology.yaml"),
+        "notify": [{"kind": "webhook", "url_env": "BENCH_CHAT_WEBHOOK"}]}
     (work / "incident.yaml").write_text(yaml.safe_dump(cfg))
     runs = work / "runs"
     procs = []
     rows = []
+    chat_cm = chat_receiver()
+    chat = chat_cm.__enter__()
     try:
-        srv = start_server(work / "serve", config=work / "incident.yaml", runs=runs, token=TOKEN)
+        srv = start_server(work / "serve", config=work / "incident.yaml", runs=runs, token=TOKEN,
+                           extra_env={"BENCH_CHAT_WEBHOOK": chat.url})
         procs.append(srv)
         am = start_alertmanager(work / "am", f"{srv.url}/webhook", TOKEN)
         procs.append(am)
@@ -102,8 +119,8 @@ def main() -> int:
                            headers={"Authorization": f"Bearer {TOKEN}"})
             accept = time.time() - t0
             r.raise_for_status()
-            first, total, state = _watch(runs / r.json()["incident_id"], t0)
-            rows.append(("webhook POST", accept, first, total, state))
+            first, msg, total, state = _watch(runs / r.json()["incident_id"], t0, chat)
+            rows.append(("webhook POST", accept, first, msg, total, state))
             print(rows[-1], file=sys.stderr)
         prom.stop()
         procs.remove(prom)
@@ -122,12 +139,13 @@ def main() -> int:
         while not new:
             new = [p for p in runs.iterdir() if p.name not in before and p.is_dir()]
             time.sleep(0.1)
-        first, total, state = _watch(new[0], active)
-        rows.append(("rule -> Alertmanager", float("nan"), first, total, state))
+        first, msg, total, state = _watch(new[0], active, chat)
+        rows.append(("rule -> Alertmanager", float("nan"), first, msg, total, state))
         print(rows[-1], file=sys.stderr)
     finally:
         for p in reversed(procs):
             p.stop()
+        chat_cm.__exit__(None, None, None)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     text = _markdown(rows, args.repeats)
@@ -149,16 +167,19 @@ def _markdown(rows: list[tuple], repeats: int) -> str:
         f"2 workers (nice {WORKER_NICE}), Alertmanager 0.25 with group_wait 1 s. Load "
         f"average during the run: {os.getloadavg()[0]:.1f}.",
         "",
-        "| path | 202 answer | first status update | report (final state) | state |",
-        "|---|---|---|---|---|",
+        "| path | 202 answer | first status update | first chat message | report (final state)"
+        " | state |",
+        "|---|---|---|---|---|---|",
     ]
-    for name, accept, first, total, state in rows:
+    for name, accept, first, msg, total, state in rows:
         acc = "-" if accept != accept else f"{accept * 1000:.0f} ms"
-        lines.append(f"| {name} | {acc} | {first:.1f} s | {total:.1f} s | {state} |")
+        lines.append(f"| {name} | {acc} | {first:.1f} s | {msg:.1f} s | {total:.1f} s "
+                     f"| {state} |")
     if hooks:
         lines += ["", f"Webhook path, median of {repeats}: first status update "
-                  f"{statistics.median(r[2] for r in hooks):.1f} s (goal < 20 s), report "
-                  f"{statistics.median(r[3] for r in hooks):.1f} s (goal < 90 s)."]
+                  f"{statistics.median(r[2] for r in hooks):.1f} s (goal < 20 s), first chat "
+                  f"message {statistics.median(r[3] for r in hooks):.1f} s, report "
+                  f"{statistics.median(r[4] for r in hooks):.1f} s (goal < 90 s)."]
     lines += ["", "The Alertmanager row starts at the alert's activeAt in Prometheus, so it "
               "includes Prometheus' notification send, Alertmanager's group_wait (1 s) and the "
               "webhook delivery."]

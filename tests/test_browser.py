@@ -281,3 +281,61 @@ def test_report_md_first_screen_rendered(demo_run: Path, tmp_path: Path) -> None
             _shot(page, tmp_path, "report.png")
         finally:
             browser.close()
+
+
+def test_served_run_opens_in_chromium_and_evidence_scripts_never_run(tmp_path: Path) -> None:
+    """`incident serve` with a read token: the run page lists the report, the one-page HTML and
+    the notebooks; a script smuggled into the HTML (e.g. from a log line) does not run."""
+    chromium = _chromium()
+    import json
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.prom_servers import start_server
+
+    runs = tmp_path / "runs"
+    run = runs / "checkout-errors-1"
+    (run / "notebooks").mkdir(parents=True)
+    (run / "incident.json").write_text(json.dumps({"id": run.name, "title": "HighErrorRate"}))
+    (run / "status.json").write_text(json.dumps({"state": "ok", "ended": "2026-11-20T12:03:00Z",
+                                                 "stages": {"triage": {"state": "ok"}}}))
+    (run / "report.md").write_text("# Postmortem\n\nroot cause: payments\n")
+    (run / "notebooks" / "01_triage.ipynb").write_text('{"cells": []}')
+    (run / "investigation.html").write_text(
+        "<!doctype html><html><head><title>Investigation</title></head><body>"
+        "<h1>Investigation checkout-errors-1</h1><pre>log: <script>document.title='pwned';"
+        "document.body.dataset.pwned='1'</script></pre>"
+        "<img src=x onerror=\"document.body.dataset.pwned='2'\"></body></html>")
+    config = tmp_path / "incident.yaml"
+    config.write_text("sources: {}\n")
+    srv = start_server(tmp_path / "serve", config=config, runs=runs, token="hook-token",
+                       workers=1, extra_env={"INCIDENT_READ_TOKEN": "read-token"})
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, headless=True,
+                                         args=CHROMIUM_ARGS)
+            try:
+                anon = browser.new_context()  # no credentials: the Basic challenge, 401
+                assert anon.request.get(f"{srv.url}/runs/{run.name}/").status == 401
+                ctx = browser.new_context(http_credentials={"username": "team",
+                                                            "password": "read-token"})
+                page = ctx.new_page()
+                csp: list[str] = []
+                page.on("console", lambda m: csp.append(m.text))
+                assert page.goto(f"{srv.url}/runs/{run.name}/").status == 200
+                for name in ("report.md", "investigation.html", "notebooks/01_triage.ipynb"):
+                    expect(page.get_by_role("link", name=name)).to_be_visible()
+                page.get_by_role("link", name="investigation.html").click()
+                heading = page.get_by_role("heading", name=re.compile("Investigation"))
+                expect(heading).to_be_visible()
+                assert page.title() == "Investigation"
+                assert page.evaluate("() => document.body.dataset.pwned") is None
+                assert any("Blocked script execution" in m or "Content Security Policy" in m
+                           for m in csp), csp  # the browser says it refused the script
+                page.go_back()
+                page.get_by_role("link", name="report.md").click()
+                expect(page.get_by_text("root cause: payments")).to_be_visible()
+            finally:
+                browser.close()
+    finally:
+        srv.stop()

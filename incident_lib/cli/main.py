@@ -147,6 +147,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     for name, s in (st.get("stages") or {}).items():
         err = f"  {s['error']}" if s.get("error") else ""
         print(f"  {name:<12} {s.get('state', '?'):<8}{err}")
+    for n in st.get("notifications") or []:  # chat notifiers (pipeline/notify.py)
+        err = f"  {n['error']}" if n.get("error") else ""
+        print(f"  chat {n.get('notifier')}: {n.get('event')} {n.get('state')}{err}")
     if upd:
         print()
         print(upd)

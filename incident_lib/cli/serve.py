@@ -36,6 +36,11 @@ def register(sub: Any) -> None:
     s.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY,
                    help="bytes (default 16 MiB, ~18,000 alerts; see max_alerts in README)")
     s.add_argument("--timeout", type=int, default=600, help="per-cell timeout in seconds")
+    s.add_argument("--read-token-env", default="INCIDENT_READ_TOKEN",
+                   help="environment variable holding the token to read runs at /runs/ "
+                        "(not the webhook token); unset: /runs/ is not served")
+    s.add_argument("--runs-behind-proxy", action="store_true",
+                   help="serve /runs/ without a token: your reverse proxy authenticates")
     s.set_defaults(func=cmd_serve)
 
 
@@ -63,9 +68,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          "bearer token there (the same as Alertmanager's http_config)")
     if args.workers < 1 or args.max_body < 1:
         raise InputError("--workers and --max-body must be positive")
+    read = clean_token(os.environ.get(args.read_token_env, ""), args.read_token_env) or None
+    os.environ.pop(args.read_token_env, None)  # workers and notebooks never see it
     app = create_app(_config_path(args), runs_root(), token, workers=args.workers,
                      max_body=args.max_body, cell_timeout=args.timeout,
-                     token_env=args.token_env)
+                     token_env=args.token_env, read_token=read,
+                     runs_behind_proxy=args.runs_behind_proxy)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
                 timeout_graceful_shutdown=5, http=header_timeout_protocol(HEADER_TIMEOUT))
     return 0

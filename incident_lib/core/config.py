@@ -11,6 +11,7 @@ import pandas as pd
 import yaml
 
 from .errors import ConfigError, InputError
+from .integrations import validate_links, validate_notify
 from .model import Severity
 
 __all__ = ["load_config", "resolve_sources", "DEFAULT_SEVERITY_POLICY", "POLICY_CONDITIONS",
@@ -39,8 +40,11 @@ _SOURCE_KINDS = {"files", "prometheus", "elasticsearch"}
 # `alert_for` (the `for:` of your alerts; early-signal advice needs that much lead, default
 # 5m), `slo` ({target: 0.999, window_days: 30}) for error-budget burn,
 # `status_cadence_minutes` ({P1: 15, ...}) between status updates, `severity_scale`
-# ({P0: {sev: SEV1, name: critical}, ...}) for SEV levels and names (model.py: the default).
-REPORT_KEYS = ("severity_scale", "alert_for", "slo", "status_cadence_minutes", "reference")
+# ({P0: {sev: SEV1, name: critical}, ...}) for SEV levels and names (model.py: the default);
+# `notify` (chat notifiers) and `links` (Grafana/Prometheus/Kibana, served runs), see
+# integrations.py.
+REPORT_KEYS = ("severity_scale", "alert_for", "slo", "status_cadence_minutes", "reference",
+               "notify", "links")
 _SECRET_KEYS = {"token", "password", "api_key", "apikey", "secret", "authorization"}
 
 
@@ -73,6 +77,9 @@ def load_config(path: str | Path | None = None, data_dir: str | Path | None = No
         data["severity_policy"] = validate_severity_policy(data["severity_policy"], f"{p}: ")
     if data.get("reference") is not None:
         data["reference"] = validate_reference(data["reference"], f"{p}: ")
+    # chat notifiers and links to the team's tools (integrations.py): names of secrets only
+    data["notify"] = validate_notify(data.get("notify"), f"{p}: ") or None
+    data["links"] = validate_links(data.get("links"), f"{p}: ") or None
     for kind in ("metrics", "logs", "changes", "spans"):
         spec = (data["sources"] or {}).get(kind) if isinstance(data["sources"], dict) else None
         kinds = _SOURCE_KINDS if kind != "spans" else {"files"}

@@ -30,6 +30,7 @@ from ..report.export import export_markdown, export_run_html
 from ..runs.folder import DEMO_RUN_ID, STAGES, Run, new_run_token, run_path
 from ..stages.postmortem import render_report
 from .alerts import incident_from_alert
+from .notify import dispatcher_for, notify_stage, on_findings, status_lock
 
 __all__ = ["NOTEBOOKS", "create_run", "execute", "create_demo_run", "notebook_path",
            "PARAMETER_NAMES"]
@@ -113,7 +114,9 @@ class _Status:
 
     def write(self) -> None:
         try:
-            atomic_write_json(self.path, self.data)
+            with status_lock(self.path.parent):  # notifiers append to it from a thread
+                self._keep_notifications()
+                atomic_write_json(self.path, self.data)
         except OSError as exc:
             if exc.errno not in _DISK_FULL or not self.path.is_file():
                 raise
@@ -123,6 +126,14 @@ class _Status:
             with open(self.path, "r+b") as fh:
                 fh.write(data)
                 fh.truncate()
+
+    def _keep_notifications(self) -> None:
+        try:
+            sent = json.loads(self.path.read_text("utf-8")).get("notifications")
+        except (OSError, ValueError):
+            return
+        if sent:
+            self.data["notifications"] = sent
 
     def stage(self, name: str, **kw: Any) -> None:
         self.data["stages"][name].update(kw)
@@ -183,6 +194,7 @@ def execute(
     home = workspace()  # the kernel runs in the run folder; kb/ and runs/ stay the caller's
     with run_lock(path):
         status = _Status(path, stages)
+        chat = dispatcher_for(path)
         out_dir = path / "notebooks"
         out_dir.mkdir(exist_ok=True)
         for stage in stages:
@@ -196,6 +208,10 @@ def execute(
             # papermill writes its output in place (not atomically): write a temp name and
             # rename only a complete, readable notebook
             part_nb = out_dir / f".{Path(NOTEBOOKS[stage]).stem}.partial.ipynb"
+            # the first chat update leaves as soon as triage's findings are written, not
+            # after the kernel has shut down and the notebook is saved (~3 s later)
+            early = (on_findings(path, stage, token, lambda: chat.submit("triage"))
+                     if chat is not None and stage == "triage" else None)
             try:
                 pm.execute_notebook(
                     str(notebook_path(stage, notebooks)), str(part_nb), parameters=params,
@@ -215,6 +231,9 @@ def execute(
             status.stage(stage, state=state, ended=_now(), error=error,
                          seconds=round(time.monotonic() - t0, 2),
                          notebook=f"notebooks/{NOTEBOOKS[stage]}" if out_nb.is_file() else None)
+            sent_early = early() if early is not None else False
+            if chat is not None and state == "ok" and not sent_early:
+                notify_stage(chat, path, stage)
         report = path / "report.md"
         if "postmortem" in stages and status.data["stages"]["postmortem"]["state"] != "ok":
             try:
@@ -235,6 +254,11 @@ def execute(
         status.data["report"] = "report.md" if report.is_file() else None
         status.data["ended"] = _now()
         status.write()
+        if chat is not None:
+            if json.loads((path / "incident.json").read_text("utf-8")).get("resolved_at"):
+                chat.submit("resolved")
+            chat.close()  # bounded wait (notify.DRAIN_S) for messages still being retried
+            status.data = json.loads(status.path.read_text("utf-8"))
         return status.data
 
 

@@ -30,6 +30,7 @@ from ..pipeline.alerts import (
     validate_payload,
 )
 from .jobqueue import JobQueue, queue_path
+from .runs_http import run_routes
 from .worker import DEFAULT_WORKERS, WorkerPool
 
 __all__ = ["create_app", "incident_id_for", "clean_token", "header_timeout_protocol",
@@ -153,8 +154,10 @@ def header_timeout_protocol(seconds: float) -> type:
 def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
                workers: int = DEFAULT_WORKERS, max_body: int = DEFAULT_MAX_BODY,
                cell_timeout: int = 600, start_workers: bool = True,
-               token_env: str = "INCIDENT_WEBHOOK_TOKEN") -> Any:
-    """The Starlette app: POST /webhook, GET /healthz, GET /incidents/{id}."""
+               token_env: str = "INCIDENT_WEBHOOK_TOKEN", read_token: str | None = None,
+               runs_behind_proxy: bool = False) -> Any:
+    """The Starlette app: POST /webhook, GET /healthz, GET /incidents/{id}, and GET /runs/...
+    (runs_http.py) when a read token is given or the server sits behind the team's proxy."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import ClientDisconnect, Request
@@ -167,6 +170,10 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
                          "variable named by --token-env)")
     runs = Path(runs_dir).resolve()
     runs.mkdir(parents=True, exist_ok=True)
+    if read_token is not None and hmac.compare_digest(read_token.encode(), token.encode()):
+        raise InputError("the runs read token equals the webhook token: use a separate one")
+    served = (run_routes(runs, read_token or None)
+              if read_token or runs_behind_proxy else [])
     queue = JobQueue(queue_path(runs))
     pool = WorkerPool(queue, Path(config).resolve(), runs, workers, cell_timeout, token_env)
     expected = f"Bearer {token}".encode()
@@ -289,7 +296,7 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
         routes=[Route("/webhook", webhook, methods=["POST"]),
                 Route("/api/v2/alerts/webhook", webhook, methods=["POST"]),
                 Route("/healthz", health, methods=["GET"]),
-                Route("/incidents/{incident_id}", incident, methods=["GET"])],
+                Route("/incidents/{incident_id}", incident, methods=["GET"]), *served],
         lifespan=lifespan,
     )
     app.state.queue = queue

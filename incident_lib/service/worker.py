@@ -217,7 +217,13 @@ def work(db: Path, key: str, config: Path, mode: str, cell_timeout: int = 600) -
         from ..stages.postmortem import render_report
 
         _set_resolved(path, job.resolved_at)
-        render_report(Run(path))
+        try:
+            render_report(Run(path))
+        finally:
+            if job.resolved_at:  # the resolution to chat (once per run; bounded retries)
+                from ..pipeline.notify import notify_now
+
+                notify_now(path, "resolved")
         return 0
     if not (path / "incident.json").is_file():
         inc = incident_from_alert(job.payload, load_config(config), incident_id=job.incident_id)

@@ -12,7 +12,7 @@ from ..runs.folder import Run
 from ..sources.base import choose_step
 
 __all__ = ["calls_of", "entrypoints_of", "signal_frames", "windows", "alert_lead",
-           "reference_window", "outcome_of"]
+           "reference_window", "outcome_of", "tool_links"]
 
 
 def calls_of(run: Run) -> dict[str, list[str]]:
@@ -112,3 +112,28 @@ def outcome_of(run: Run, triage: dict[str, Any] | Findings | None) -> dict[str, 
                           metric_rows=metric_rows,
                           strongest=tri.get("strongest_deviation"),
                           affected=(tri.get("impact") or {}).get("affected_services"))
+
+
+def tool_links(run: Run, service: str | None = None) -> dict[str, Any]:
+    """Links of the run's evidence to the configured tools, and to the run on `incident serve`:
+    {"evidence": [{evidence, tool, url}, ...], "run": url or None, "logs": Kibana url or None}
+    (`logs`: the window's logs of `service`, e.g. the suspect)."""
+    from ..core.signals import render_promql
+    from ..report.links import evidence_links, kibana_discover_url, kql_phrase, served_run_url
+
+    inc = run.incident
+    cfg = inc.topology.get("links") or {}
+    try:
+        declared = {n: render_promql(s) for n, s in run.signals.items() if s.promql}
+    except Exception:  # noqa: BLE001 - a bad signal declaration costs the links, not the run
+        declared = {}
+    out: dict[str, Any] = {"evidence": evidence_links(cfg, run.evidence_index(), inc.start,
+                                                      inc.end, declared),
+                           "run": served_run_url(cfg["served_runs"], inc.id)
+                           if cfg.get("served_runs") else None, "logs": None}
+    if service and cfg.get("kibana"):
+        k = cfg["kibana"]
+        out["logs"] = kibana_discover_url(k["url"], k["data_view"],
+                                          kql_phrase(k.get("service_field", "service.name"),
+                                                     service), inc.start, inc.end)
+    return out

@@ -15,7 +15,7 @@ from ..core.storage import atomic_write_text
 from ..report.display import Section
 from ..report.render import render_template
 from ..runs.folder import STAGES, Run
-from .common import outcome_of
+from .common import outcome_of, tool_links
 from .notes import apply_notes, early_signal, init_notes
 from .state import RESPONSE_TARGET, current_state, mitigation_of
 
@@ -115,6 +115,7 @@ def _context(run: Run, g: Section, tl: Section) -> dict[str, Any]:
              if p.get("service") in (impact.get("entrypoints") or [])
              and p.get("error_rate peak") is not None]
     return {
+        "tool_links": _tool_link_rows(run, top),
         "early_signal": early_signal(run.triage(), inc.topology.get("alert_for"))
         if incident else None,
         "top_suspect": (run.correlation() or CorrelationFindings()).top if incident else None,
@@ -133,6 +134,20 @@ def _context(run: Run, g: Section, tl: Section) -> dict[str, Any]:
         "response_target": RESPONSE_TARGET,
         "generated": iso(pd.Timestamp.now(tz="UTC")),
     }
+
+
+def _tool_link_rows(run: Run, top: dict[str, Any] | None) -> dict[str, Any]:
+    """Markdown links per evidence (Grafana/Prometheus/Kibana), the served run, suspect logs."""
+    from ..report.links import md_link
+
+    links = tool_links(run, (top or {}).get("service"))
+    rows: dict[str, list[str]] = {}
+    for link in links["evidence"]:
+        rows.setdefault(link["evidence"], []).append(md_link(link["tool"], link["url"]))
+    return {"evidence": [{"name": k, "links": " · ".join(v)} for k, v in rows.items()],
+            "run": md_link("this run", links["run"]) if links["run"] else None,
+            "logs": md_link(f"logs of {(top or {}).get('service')}", links["logs"])
+            if links["logs"] else None}
 
 
 def _first_screen(ctx: dict[str, Any], run: Run) -> dict[str, Any]:

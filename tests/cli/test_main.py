@@ -77,6 +77,20 @@ def test_status_of_demo_run(demo_run: Path, tmp_path: Path) -> None:
     assert "Current action:" in res.stdout
 
 
+def test_status_shows_what_each_chat_notifier_did(tmp_path: Path) -> None:
+    from incident_lib.pipeline.notify import record_status
+    from tests.pipeline.test_notify import make_run
+
+    path = make_run(tmp_path / "runs", [])
+    record_status(path, {"event": "triage", "notifier": "slack-1", "state": "sent"})
+    record_status(path, {"event": "triage", "notifier": "teams-1", "state": "failed",
+                         "error": "HTTP 503"})
+    res = _incident(tmp_path, "status", str(path))
+    assert res.returncode == 0, res.stderr
+    assert "  chat slack-1: triage sent\n" in res.stdout
+    assert "  chat teams-1: triage failed  HTTP 503\n" in res.stdout
+
+
 def test_templates_without_format_names_the_detected_format(tmp_path: Path) -> None:
     log = tmp_path / "app.log"
     log.write_text(

@@ -1,0 +1,42 @@
+"""The worker's `render` job (Alertmanager sent `resolved`) posts the resolution to chat once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from incident_lib.service.jobqueue import JobQueue, queue_path
+from incident_lib.service.worker import work
+from tests.chat_receiver import chat_receiver
+
+
+def test_resolved_notification_posts_the_resolution_once(tmp_path: Path, demo_run: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = tmp_path / "runs"
+    path = runs / demo_run.name
+    shutil.copytree(demo_run, path)
+    inc = json.loads((path / "incident.json").read_text())
+    inc["topology"]["notify"] = [{"name": "hook", "kind": "webhook", "url_env": "TEST_HOOK",
+                                  "events": ["resolved"]}]
+    (path / "incident.json").write_text(json.dumps(inc))
+    monkeypatch.setenv("INCIDENT_RUNS_DIR", str(runs))
+    with chat_receiver() as rec:
+        monkeypatch.setenv("TEST_HOOK", rec.url)
+        q = JobQueue(queue_path(runs))
+        q.submit("k1", path.name, {"status": "resolved", "alerts": []}, "2026-11-20T12:30:00Z")
+        q.close()
+        config = tmp_path / "incident.yaml"
+        config.write_text("sources: {}\n")
+        assert work(queue_path(runs), "k1", config, "render") == 0
+        assert work(queue_path(runs), "k1", config, "render") == 0  # a repeated `resolved`
+        posts = rec.wait_for(1, 5)
+    assert len(posts) == 1
+    msg = posts[0]["json"]
+    assert msg["event"] == "resolved" and msg["status"]["state"] == "Resolved"
+    assert msg["status"]["summary"] == "resolved at 12:30 UTC"
+    assert "Resolved" in (path / "report.md").read_text()  # the re-rendered report agrees
+    status = json.loads((path / "status.json").read_text())
+    assert [(n["event"], n["state"]) for n in status["notifications"]] == [("resolved", "sent")]
