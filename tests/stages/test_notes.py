@@ -272,3 +272,18 @@ def test_early_signal_only_when_it_would_page_before_the_impact() -> None:
     assert sig["signal"] == "db_pool_utilization" and sig["lead_s"] == 600
     assert early_signal(_movers(600), alert_for="15m") is None
     assert early_signal({"onset": {"time": None, "first_movers": []}}) is None
+
+
+def test_a_recommendation_without_target_renders_as_bold_text(demo_run: Path,
+                                                              tmp_path: Path) -> None:
+    """`**investigate **` (a space before the closing stars) is not bold in Markdown."""
+    from incident_lib.stages.postmortem import render_report
+
+    run = _copy(demo_run, tmp_path / "r", full=True)
+    fw = run / "findings" / "five_whys.json"
+    doc = json.loads(fw.read_text())
+    doc["data"]["decision"].update(decision="investigate", target="")
+    fw.write_text(json.dumps(doc))
+    text = Path(render_report(Run(run))).read_text()
+    lines = [ln for ln in text.splitlines() if "Recommend" in ln]
+    assert lines and all("**investigate**" in ln for ln in lines), lines
