@@ -15,10 +15,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from .jobqueue import queue_path
 
 __all__ = ["WorkerPool", "work", "DEFAULT_WORKERS"]
 
@@ -33,8 +32,12 @@ class WorkerPool:
     """N threads taking jobs from the queue; each job runs in a child process."""
 
     def __init__(self, queue: Any, config: Path, runs_dir: Path, workers: int = DEFAULT_WORKERS,
-                 cell_timeout: int = 600, token_env: str = "INCIDENT_WEBHOOK_TOKEN") -> None:
+                 cell_timeout: int = 600, token_env: str = "INCIDENT_WEBHOOK_TOKEN",
+                 worker_module: str = "incident_lib.service.worker") -> None:
         self.queue = queue
+        self.worker_module = worker_module  # the child's module (tests plug a cheap one in)
+        # called as on_finish(job, seconds, state) after each job a worker completed
+        self.on_finish: Callable[[Any, float, str], None] | None = None
         self.config = Path(config)
         self.runs_dir = Path(runs_dir)
         self.size = max(1, int(workers))
@@ -107,8 +110,8 @@ class WorkerPool:
 
     def _spawn(self, index: int) -> subprocess.Popen | None:
         """Start a worker child that preloads papermill and waits for `<key> <mode>`."""
-        cmd = [sys.executable, "-m", "incident_lib.service.worker", "work", "--db",
-               str(queue_path(self.runs_dir)), "--config", str(self.config),
+        cmd = [sys.executable, "-m", self.worker_module, "work", *self.queue.child_args(),
+               "--config", str(self.config),
                "--timeout", str(self.cell_timeout), "--parent-pid", str(os.getpid())]
         env = {**os.environ, "INCIDENT_RUNS_DIR": str(self.runs_dir)}
         env.pop(self.token_env, None)  # the child does not need the webhook secret
@@ -150,14 +153,43 @@ class WorkerPool:
             self.queue.finish(job.key, False, job.want, "worker process could not start")
             return
         self.queue.set_pid(job.key, proc.pid)
-        rc = proc.wait()
+        t0 = time.monotonic()
+        rc = self._wait_renewing(job, proc)
         with self._lock:
             self._children.pop(proc.pid, None)
-        if self._stop.is_set():
-            return  # left `running`: the next start queues it again
+        if self._stop.is_set() or rc is None:
+            return  # left `running`: the next start (or, on a shared queue, a replica) re-runs it
         error = None if rc == 0 else f"worker exited with code {rc}: {_last_line(self._log(index))}"
-        self.queue.finish(job.key, rc == 0, job.want, error,
-                          completed_run=(rc == 0 and job.mode == "run"))
+        done = self.queue.finish(job.key, rc == 0, job.want, error,
+                                 completed_run=(rc == 0 and job.mode == "run"))
+        if self.on_finish is not None:
+            self.on_finish(done, time.monotonic() - t0, "done" if rc == 0 else "failed")
+
+    def _wait_renewing(self, job: Any, proc: subprocess.Popen) -> int | None:
+        """Wait for the child, renewing the job's lease (shared queues); None when the lease
+        was lost (another replica may run the job now): the child is killed first."""
+        every = self.queue.renew_every
+        if every is None:
+            return proc.wait()
+        last_ok = time.monotonic()
+        while True:
+            try:
+                return proc.wait(timeout=every)
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                if self.queue.renew(job.key):
+                    last_ok = time.monotonic()
+                    continue
+                lost = True  # the lease is someone else's now
+            except Exception:  # noqa: BLE001 - database unreachable: keep the job until the
+                lost = time.monotonic() - last_ok > 2.4 * every  # lease could have run out
+            if lost:
+                proc.kill()
+                proc.wait()
+                print(f"incident serve: lost the lease of job {job.key}: its worker was "
+                      "stopped; another replica runs it", file=sys.stderr)
+                return None
 
 
 def _last_line(log: Path) -> str:
@@ -197,8 +229,11 @@ def _set_resolved(run_dir: Path, resolved_at: str | None) -> bool:
     return True
 
 
-def work(db: Path, key: str, config: Path, mode: str, cell_timeout: int = 600) -> int:
-    """Child entry: create (if needed) and execute the job's run, or re-render its report."""
+def work(db: Path | None, key: str, config: Path, mode: str, cell_timeout: int = 600,
+         dsn_env: str | None = None) -> int:
+    """Child entry: create (if needed) and execute the job's run, or re-render its report.
+
+    The job is read from the SQLite file `db`, or from PostgreSQL (DSN in `$dsn_env`)."""
     from ..core.config import load_config
     from ..core.errors import RunLocked
     from ..pipeline.alerts import incident_from_alert
@@ -206,7 +241,12 @@ def work(db: Path, key: str, config: Path, mode: str, cell_timeout: int = 600) -
     from ..runs.folder import Run, run_path
     from .jobqueue import JobQueue
 
-    q = JobQueue(db)
+    if dsn_env:
+        from .pgqueue import PgJobQueue
+
+        q: Any = PgJobQueue(os.environ.get(dsn_env, ""), dsn_env=dsn_env)
+    else:
+        q = JobQueue(db or "")
     job = q.get(key)
     q.close()
     if job is None:
@@ -249,7 +289,8 @@ def _child_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m incident_lib.service.worker")
     sub = p.add_subparsers(dest="cmd", required=True)
     w = sub.add_parser("work")
-    w.add_argument("--db", required=True)
+    w.add_argument("--db", help="the SQLite queue file")
+    w.add_argument("--queue-dsn-env", help="environment variable with the PostgreSQL DSN")
     w.add_argument("--key", help="the job; without it, preload and read `<key> <mode>` "
                                  "from stdin (a warm spare)")
     w.add_argument("--parent-pid", type=int)
@@ -279,7 +320,8 @@ def _child_main(argv: list[str] | None = None) -> int:
         key, mode = line
     print(f"job {key} ({mode})", flush=True)
     try:
-        return work(Path(args.db), key, Path(args.config), mode, args.timeout)
+        return work(Path(args.db) if args.db else None, key, Path(args.config), mode,
+                    args.timeout, dsn_env=args.queue_dsn_env)
     except IncidentError as exc:
         print(f"error: {type(exc).__name__}: {' '.join(str(exc).split())[:250]}", flush=True)
         return 2
