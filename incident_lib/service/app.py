@@ -268,6 +268,8 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
         except (ValueError, TypeError, KeyError, OverflowError) as exc:
             return _error(400, f"payload does not match Alertmanager webhook v4 "
                                f"({type(exc).__name__})")
+        except Exception:  # noqa: BLE001 - the queue failed while reading the group's jobs
+            return _error(503, "the queue is unavailable, retry later")
         try:
             job, created = await run_in_threadpool(queue.submit, key, incident_id, payload,
                                                    resolved)

@@ -75,8 +75,8 @@ _JOB_FIELDS = ("key", "incident_id", "state", "mode", "payload", "received", "up
                "started", "ended", "attempts", "runs_completed", "notifications", "last_status",
                "resolved_at", "want", "have", "pid", "error")
 _COLUMNS = ", ".join(_JOB_FIELDS)
-# Alertmanager's usual words that are not on the P0-P4 scale; anything unknown is P2.
-_WORDS = {"warning": 2, "warn": 2, "info": 4, "none": 4}
+# Usual Alertmanager severity words that are not on the P0-P4 scale; anything unknown is P2.
+_WORDS = {"page": 1, "warning": 2, "warn": 2, "ticket": 3, "info": 4, "none": 4}
 
 
 def alert_priority(payload: dict[str, Any]) -> int:
@@ -104,7 +104,7 @@ class PgJobQueue:
 
     def __init__(self, dsn: str, *, lease: float = DEFAULT_LEASE, owner: str | None = None,
                  dsn_env: str | None = None, connect_timeout: int = 5) -> None:
-        import psycopg  # noqa: F401 - fail here, not in the first request
+        import psycopg
 
         self._dsn = dsn
         self.dsn_env = dsn_env
@@ -116,7 +116,15 @@ class PgJobQueue:
         self._conn: Any = None
         self._leases: dict[str, str] = {}  # key -> token of the jobs this process claimed
         with self._lock:
-            self._migrate(self._connection())
+            try:
+                conn = self._connection()
+            except psycopg.OperationalError as exc:  # at startup: a clear one-line error
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise ConfigError(f"PostgreSQL queue unreachable ({type(exc).__name__}: "
+                                  f"{_no_secrets(first, dsn)[:200]}): check the DSN in "
+                                  f"{dsn_env or 'the queue settings'} and that the "
+                                  "server is up") from None
+            self._migrate(conn)
 
     # -- connection and schema --------------------------------------------------------------
 
@@ -124,16 +132,9 @@ class PgJobQueue:
         import psycopg
 
         if self._conn is None or self._conn.closed or self._conn.broken:
-            try:
-                self._conn = psycopg.connect(self._dsn, autocommit=True,
-                                             connect_timeout=self._timeout,
-                                             application_name="incident-serve")
-            except psycopg.OperationalError as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                raise ConfigError(f"PostgreSQL queue unreachable ({type(exc).__name__}: "
-                                  f"{_no_secrets(first, self._dsn)[:200]}): check the DSN in "
-                                  f"{self.dsn_env or 'the queue settings'} and that the "
-                                  "server is up") from None
+            self._conn = psycopg.connect(self._dsn, autocommit=True,
+                                         connect_timeout=self._timeout,
+                                         application_name="incident-serve")
         return self._conn
 
     @staticmethod

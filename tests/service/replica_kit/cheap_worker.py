@@ -1,0 +1,68 @@
+"""A cheap investigation for the kill test, speaking the worker-child protocol.
+
+What it does for one job, like service/worker.py but without notebooks: dies with its replica
+(PR_SET_PDEATHSIG), preloads, signals ready, reads `<key> <mode>` from stdin, reads the job
+from PostgreSQL, appends `start <pid> <time>` to runs/<id>/claims.log, holds the job for
+CHEAP_HOLD seconds (default 0.4: the stand-in for investigation time, so that a kill lands
+mid-run), writes runs/<id>/report.md atomically (temp + rename) naming the group and this
+process, then appends `end <pid> <time>`. It imports psycopg only (not incident_lib, whose
+import alone costs ~2 s of CPU), so 200 jobs fit in the CI budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+
+def _log(run: Path, what: str) -> None:
+    with open(run / "claims.log", "a") as fh:  # O_APPEND: one line per write, never torn
+        fh.write(f"{what} {os.getpid()} {time.time():.6f}\n")
+
+
+def main() -> int:
+    """The child entry (`python -m ... work ...`)."""
+    p = argparse.ArgumentParser()
+    p.add_argument("cmd")
+    p.add_argument("--queue-dsn-env", required=True)
+    p.add_argument("--config")
+    p.add_argument("--timeout")
+    p.add_argument("--parent-pid", type=int)
+    p.add_argument("--ready-fd", type=int)
+    args = p.parse_args()
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if args.parent_pid is not None and os.getppid() != args.parent_pid:
+        return 3
+    import psycopg
+
+    if args.ready_fd is not None:
+        os.write(args.ready_fd, b"1")
+        os.close(args.ready_fd)
+    line = sys.stdin.readline().split()
+    if len(line) != 2:
+        return 0
+    key, mode = line
+    with psycopg.connect(os.environ[args.queue_dsn_env]) as conn:
+        row = conn.execute("SELECT incident_id, payload FROM incident_jobs WHERE key = %s",
+                           (key,)).fetchone()
+    incident_id, payload = row
+    run = Path(os.environ["INCIDENT_RUNS_DIR"]) / incident_id
+    run.mkdir(parents=True, exist_ok=True)
+    _log(run, "start")
+    time.sleep(float(os.environ.get("CHEAP_HOLD", "0.4")))
+    tmp = run / f".report.md.{os.getpid()}"
+    tmp.write_text(f"# {incident_id}\n\ngroup: {json.dumps(payload['groupKey'])}\n"
+                   f"alerts: {len(payload['alerts'])}\nmode: {mode}\npid: {os.getpid()}\n")
+    os.rename(tmp, run / "report.md")
+    _log(run, "end")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
