@@ -285,6 +285,18 @@ class PgJobQueue:
             self._leases.pop(key, None)
         return ok
 
+    def release(self, key: str) -> None:
+        """Give back a job whose worker this process stopped (a replica shutting down): it is
+        queued again at once instead of after its lease runs out."""
+        token = self._leases.pop(key, None)
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE incident_jobs SET state = CASE WHEN mode = 'render' THEN 'render' "
+                "ELSE 'queued' END, pid = NULL, owner = NULL, lease_token = NULL, "
+                "lease_until = NULL, updated = %s "
+                "WHERE key = %s AND state = 'running' AND lease_token = %s",
+                (time.time(), key, token))
+
     def set_pid(self, key: str, pid: int) -> None:
         """Record the worker process of a running job (while this process holds it)."""
         with self._tx() as conn:

@@ -157,8 +157,13 @@ class WorkerPool:
         rc = self._wait_renewing(job, proc)
         with self._lock:
             self._children.pop(proc.pid, None)
-        if self._stop.is_set() or rc is None:
-            return  # left `running`: the next start (or, on a shared queue, a replica) re-runs it
+        if rc is None:
+            return  # the lease was lost: another replica runs the job
+        if self._stop.is_set() and rc != 0:  # stopped by the shutdown (a finished job counts)
+            release = getattr(self.queue, "release", None)
+            if release is not None:  # a shared queue: another replica takes it now
+                release(job.key)
+            return  # SQLite: left `running`, the next start queues it again
         error = None if rc == 0 else f"worker exited with code {rc}: {_last_line(self._log(index))}"
         done = self.queue.finish(job.key, rc == 0, job.want, error,
                                  completed_run=(rc == 0 and job.mode == "run"))

@@ -143,6 +143,18 @@ def test_an_expired_lease_is_claimed_again_and_the_old_owner_cannot_finish(pg_ds
     b.close()
 
 
+def test_a_replica_shutting_down_releases_its_job_at_once(pg_dsn: str) -> None:
+    a, b = _pg(pg_dsn, lease=600, owner="a"), _pg(pg_dsn, lease=600, owner="b")
+    a.submit("k", "inc", {"status": "firing", "groupKey": "g"}, None)
+    assert a.claim() is not None and b.claim() is None
+    a.release("k")  # without it, b would wait the 600 s lease out
+    job = b.claim()
+    assert job is not None and job.key == "k" and job.attempts == 2
+    assert not a.renew("k")
+    a.close()
+    b.close()
+
+
 def test_schema_is_created_versioned_and_a_newer_one_is_refused(pg_dsn: str) -> None:
     import psycopg
 

@@ -61,10 +61,10 @@ def _wait(what: Callable[[], Any], timeout: float, msg: Callable[[], str]) -> An
 
 
 def _replica(work: Path, config: Path, runs: Path, dsn: str, workers: int = 2) -> Proc:
-    """A replica with the cheap worker child; ready when its workers are preloaded."""
+    """A replica with the cheap worker child (held while work/gate exists)."""
     port = free_port()
     env = {**os.environ, "INCIDENT_RUNS_DIR": str(runs), "INCIDENT_WEBHOOK_TOKEN": TOKEN,
-           "INCIDENT_PG_DSN": dsn, "PYTHONPATH": str(ROOT)}
+           "INCIDENT_PG_DSN": dsn, "PYTHONPATH": str(ROOT), "CHEAP_GATE": str(work / "gate")}
     log = work / f"replica-{port}.log"
     with open(log, "ab") as fh:
         proc = subprocess.Popen(
@@ -89,14 +89,19 @@ def _payload(demo_data: Path, i: int) -> dict[str, Any]:
     return p
 
 
-def _intervals(run: Path) -> list[tuple[int, float, float | None]]:
-    """(pid, start, end or None) of every worker that held this group's job."""
-    starts: dict[int, float] = {}
-    ends: dict[int, float] = {}
+def _intervals(run: Path) -> list[tuple[int, int, float, tuple[str, float] | None]]:
+    """(pid, replica pid, start, (end|stop, time) or None) of every worker that held the
+    group's job (None: SIGKILLed with its replica)."""
+    starts: dict[int, tuple[int, float]] = {}
+    ends: dict[int, tuple[str, float]] = {}
     for line in (run / "claims.log").read_text().splitlines():
-        what, pid, at = line.split()
-        (starts if what == "start" else ends)[int(pid)] = float(at)
-    return [(pid, t, ends.get(pid)) for pid, t in sorted(starts.items(), key=lambda x: x[1])]
+        what, pid, ppid, at = line.split()
+        if what == "start":
+            starts[int(pid)] = (int(ppid), float(at))
+        else:
+            ends[int(pid)] = (what, float(at))
+    return [(pid, ppid, t, ends.get(pid))
+            for pid, (ppid, t) in sorted(starts.items(), key=lambda x: x[1][1])]
 
 
 def _alive(pid: int) -> bool:
@@ -115,7 +120,10 @@ def test_three_replicas_sigkill_one_every_group_reported_once(
 
     runs = tmp_path / "runs"
     config = _config(demo_data, tmp_path, lease=3)
-    replicas = [_replica(tmp_path, config, runs, pg_dsn) for _ in range(3)]
+    gate = tmp_path / "gate"
+    gate.touch()  # workers hold their first jobs mid-run until every alert is sent
+    with ThreadPoolExecutor(3) as ex:
+        replicas = list(ex.map(lambda _: _replica(tmp_path, config, runs, pg_dsn), range(3)))
     late: Proc | None = None
     death: dict[int, float] = {}  # replica pid -> time its exit was observed
     try:
@@ -145,14 +153,15 @@ def test_three_replicas_sigkill_one_every_group_reported_once(
             return db.execute("SELECT key, pid FROM incident_jobs WHERE state = 'running' "
                               "AND owner LIKE %s AND pid IS NOT NULL", (owner,)).fetchall()
 
-        _wait(lambda: done() >= 30 and len(victim_busy()) == 2, 120,
-              lambda: f"done={done()} {victim.tail()}")
+        _wait(lambda: len(victim_busy()) == 2, 60, victim.tail)
         held = victim_busy()
+        assert done() == 0
         victim.proc.send_signal(signal.SIGKILL)
         victim.proc.wait(10)
         death[victim.proc.pid] = time.time()
         for _, pid in held:  # its workers die with it (PR_SET_PDEATHSIG)
             _wait(lambda pid=pid: not _alive(pid), 10, lambda pid=pid: f"worker {pid} survived")
+        gate.unlink()  # the other replicas' workers go on
 
         _wait(lambda: done() >= 100, 120, lambda: f"done={done()}")
         for r in replicas[1:]:  # the other two stop while work remains
@@ -174,20 +183,22 @@ def test_three_replicas_sigkill_one_every_group_reported_once(
     assert len(rows) == GROUPS  # 3 replicas x 200 groups + repeats: one job per group
     assert {r[1] for r in rows} == {"done"} and {r[3] for r in rows} == {1}
     assert sum(r[4] for r in rows) == len(sends)  # every notification was counted once
-    reclaimed = [r for r in rows if r[2] > 1]
-    assert len(reclaimed) >= len(held)  # the killed replica's jobs ran again elsewhere
+    attempts = {r[0]: r[2] for r in rows}
+    for key, _ in held:  # the killed replica's jobs ran again elsewhere
+        iid = next(r[0] for r in rows if r[0].endswith(key[:6]))
+        assert attempts[iid] == 2, (iid, attempts[iid])
     for incident_id, *_ in rows:
         run = runs / incident_id
         report = (run / "report.md").read_text()
         assert incident_id in report
         spans = _intervals(run)
-        finished = [s for s in spans if s[2] is not None]
-        assert finished, f"{incident_id}: no worker finished"
+        finished = [s for s in spans if s[3] is not None and s[3][0] == "end"]
+        assert len(finished) == 1, f"{incident_id}: {len(finished)} workers finished: {spans}"
         assert f"pid: {finished[-1][0]}" in report  # the report is the finishing worker's
         # no job held by two workers at once: a worker without an end died no later than the
         # observed exit of its replica, and every next claim starts after the previous ended
-        for (_, _, end), (_, nxt, _) in zip(spans, spans[1:], strict=False):
-            stop = end if end is not None else max(death.values())
+        for (_, ppid, _, end), (_, _, nxt, _) in zip(spans, spans[1:], strict=False):
+            stop = end[1] if end is not None else death[ppid]
             assert nxt >= stop - 0.05, f"{incident_id}: overlapping claims {spans}"
     reports = [p for p in runs.glob("*/report.md")]
     assert len(reports) == GROUPS

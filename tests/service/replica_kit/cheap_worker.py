@@ -2,11 +2,14 @@
 
 What it does for one job, like service/worker.py but without notebooks: dies with its replica
 (PR_SET_PDEATHSIG), preloads, signals ready, reads `<key> <mode>` from stdin, reads the job
-from PostgreSQL, appends `start <pid> <time>` to runs/<id>/claims.log, holds the job for
-CHEAP_HOLD seconds (default 0.4: the stand-in for investigation time, so that a kill lands
-mid-run), writes runs/<id>/report.md atomically (temp + rename) naming the group and this
-process, then appends `end <pid> <time>`. It imports psycopg only (not incident_lib, whose
-import alone costs ~2 s of CPU), so 200 jobs fit in the CI budget.
+from PostgreSQL, appends `start <pid> <ppid> <time>` to runs/<id>/claims.log, holds the job
+while the file $CHEAP_GATE exists (the test keeps every worker mid-run until all alerts are
+sent, so the kill lands mid-run by construction) and then CHEAP_HOLD seconds (default 0.1,
+the stand-in for investigation time), writes runs/<id>/report.md atomically (temp + rename)
+naming the group and this process, then appends `end <pid> <ppid> <time>` (`stop` when
+terminated by its replica's shutdown). It imports
+psycopg only (not incident_lib, whose import alone costs ~2 s of CPU), so 200 jobs fit in
+the CI budget.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 
 def _log(run: Path, what: str) -> None:
     with open(run / "claims.log", "a") as fh:  # O_APPEND: one line per write, never torn
-        fh.write(f"{what} {os.getpid()} {time.time():.6f}\n")
+        fh.write(f"{what} {os.getpid()} {os.getppid()} {time.time():.6f}\n")
 
 
 def main() -> int:
@@ -55,7 +58,16 @@ def main() -> int:
     run = Path(os.environ["INCIDENT_RUNS_DIR"]) / incident_id
     run.mkdir(parents=True, exist_ok=True)
     _log(run, "start")
-    time.sleep(float(os.environ.get("CHEAP_HOLD", "0.4")))
+
+    def stopped(*_: object) -> None:  # the replica shuts down: say when this worker ended
+        _log(run, "stop")
+        os._exit(143)
+
+    signal.signal(signal.SIGTERM, stopped)
+    gate = os.environ.get("CHEAP_GATE")
+    while gate and os.path.exists(gate):
+        time.sleep(0.05)
+    time.sleep(float(os.environ.get("CHEAP_HOLD", "0.1")))
     tmp = run / f".report.md.{os.getpid()}"
     tmp.write_text(f"# {incident_id}\n\ngroup: {json.dumps(payload['groupKey'])}\n"
                    f"alerts: {len(payload['alerts'])}\nmode: {mode}\npid: {os.getpid()}\n")
