@@ -81,9 +81,14 @@ def _replica(work: Path, config: Path, runs: Path, dsn: str, workers: int = 2) -
     return Proc(proc, url, log, {"port": port})
 
 
+LONG = 4.0  # seconds every 20th group's investigation takes: longer than the 3 s lease
+
+
 def _payload(demo_data: Path, i: int) -> dict[str, Any]:
     p = json.loads((demo_data / "alert.json").read_text())
     p["groupKey"] = f'{{}}:{{alertname="HighErrorRate", shard="{i}"}}'
+    if i % 20 == 10:
+        p["commonLabels"]["hold_seconds"] = str(LONG)
     for labels in (p["commonLabels"], p["alerts"][0]["labels"]):
         labels["severity"] = SEVERITIES[i % len(SEVERITIES)]
     return p
@@ -184,9 +189,11 @@ def test_three_replicas_sigkill_one_every_group_reported_once(
     assert {r[1] for r in rows} == {"done"} and {r[3] for r in rows} == {1}
     assert sum(r[4] for r in rows) == len(sends)  # every notification was counted once
     attempts = {r[0]: r[2] for r in rows}
-    for key, _ in held:  # the killed replica's jobs ran again elsewhere
-        iid = next(r[0] for r in rows if r[0].endswith(key[:6]))
+    killed = {next(r[0] for r in rows if r[0].endswith(key[:6])) for key, _ in held}
+    for iid in killed:  # the killed replica's jobs ran again elsewhere
         assert attempts[iid] == 2, (iid, attempts[iid])
+    # every 20th group ran LONG > lease: without renewals another worker would have taken it
+    # while it ran, which the overlap check below catches
     for incident_id, *_ in rows:
         run = runs / incident_id
         report = (run / "report.md").read_text()

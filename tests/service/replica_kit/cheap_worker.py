@@ -5,11 +5,11 @@ What it does for one job, like service/worker.py but without notebooks: dies wit
 from PostgreSQL, appends `start <pid> <ppid> <time>` to runs/<id>/claims.log, holds the job
 while the file $CHEAP_GATE exists (the test keeps every worker mid-run until all alerts are
 sent, so the kill lands mid-run by construction) and then CHEAP_HOLD seconds (default 0.1,
-the stand-in for investigation time), writes runs/<id>/report.md atomically (temp + rename)
-naming the group and this process, then appends `end <pid> <ppid> <time>` (`stop` when
-terminated by its replica's shutdown). It imports
-psycopg only (not incident_lib, whose import alone costs ~2 s of CPU), so 200 jobs fit in
-the CI budget.
+the stand-in for investigation time; a group labelled hold_seconds holds that long), writes
+runs/<id>/report.md atomically (temp + rename) naming the group and this process, then
+appends `end <pid> <ppid> <time>` (`stop` when its replica's shutdown terminated it). It
+imports psycopg only (not incident_lib, whose import alone costs ~2 s of CPU), so 200 jobs
+fit in the CI budget.
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ def main() -> int:
     gate = os.environ.get("CHEAP_GATE")
     while gate and os.path.exists(gate):
         time.sleep(0.05)
-    time.sleep(float(os.environ.get("CHEAP_HOLD", "0.1")))
+    labels = payload.get("commonLabels") or {}
+    time.sleep(float(labels.get("hold_seconds") or os.environ.get("CHEAP_HOLD", "0.1")))
     tmp = run / f".report.md.{os.getpid()}"
     tmp.write_text(f"# {incident_id}\n\ngroup: {json.dumps(payload['groupKey'])}\n"
                    f"alerts: {len(payload['alerts'])}\nmode: {mode}\npid: {os.getpid()}\n")
