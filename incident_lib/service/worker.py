@@ -95,7 +95,10 @@ class WorkerPool:
                 spare = None
             if spare is None:
                 spare = self._spawn(index)
-            job = self.queue.claim()
+            job = self.queue.claim() if not self._stop.is_set() else None
+            if job is not None and self._stop.is_set():  # stopping: never start a new job
+                self._give_back(job)
+                break
             if job is None:
                 self._wake.wait(1.0)
                 self._wake.clear()
@@ -148,6 +151,9 @@ class WorkerPool:
                     break
                 except OSError:
                     pass
+            if self._stop.is_set():
+                self._give_back(job)
+                return
             proc = self._spawn(index)
         else:
             self.queue.finish(job.key, False, job.want, "worker process could not start")
@@ -160,15 +166,20 @@ class WorkerPool:
         if rc is None:
             return  # the lease was lost: another replica runs the job
         if self._stop.is_set() and rc != 0:  # stopped by the shutdown (a finished job counts)
-            release = getattr(self.queue, "release", None)
-            if release is not None:  # a shared queue: another replica takes it now
-                release(job.key)
-            return  # SQLite: left `running`, the next start queues it again
+            self._give_back(job)
+            return
         error = None if rc == 0 else f"worker exited with code {rc}: {_last_line(self._log(index))}"
         done = self.queue.finish(job.key, rc == 0, job.want, error,
                                  completed_run=(rc == 0 and job.mode == "run"))
         if self.on_finish is not None:
             self.on_finish(done, time.monotonic() - t0, "done" if rc == 0 else "failed")
+
+    def _give_back(self, job: Any) -> None:
+        """A job this pool stopped: a shared queue lets another replica take it now; SQLite
+        leaves it `running` and the next start queues it again."""
+        release = getattr(self.queue, "release", None)
+        if release is not None:
+            release(job.key)
 
     def _wait_renewing(self, job: Any, proc: subprocess.Popen) -> int | None:
         """Wait for the child, renewing the job's lease (shared queues); None when the lease

@@ -200,7 +200,9 @@ def test_three_replicas_sigkill_one_every_group_reported_once(
         assert incident_id in report
         spans = _intervals(run)
         finished = [s for s in spans if s[3] is not None and s[3][0] == "end"]
-        assert len(finished) == 1, f"{incident_id}: {len(finished)} workers finished: {spans}"
+        assert len(finished) == 1, (f"{incident_id}: {len(finished)} workers finished: {spans}"
+                                    + "".join(f"\n{p.name}: {p.read_text()[-1500:]}"
+                                              for p in tmp_path.glob("replica-*.log")))
         assert f"pid: {finished[-1][0]}" in report  # the report is the finishing worker's
         # no job held by two workers at once: a worker without an end died no later than the
         # observed exit of its replica, and every next claim starts after the previous ended
