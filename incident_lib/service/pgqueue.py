@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -310,13 +311,16 @@ class PgJobQueue:
         now = time.time()
         token = self._leases.pop(key, None)
         with self._tx() as conn:
-            conn.execute(
+            cur = conn.execute(
                 "UPDATE incident_jobs SET have = GREATEST(have, %s), ended = %s, updated = %s, "
                 "pid = NULL, error = %s, runs_completed = runs_completed + %s, state = %s, "
                 "owner = NULL, lease_token = NULL, lease_until = NULL "
                 "WHERE key = %s AND state = 'running' AND lease_token = %s",
                 (have, now, now, error, 1 if completed_run else 0,
                  "done" if ok else "failed", key, token))
+            if cur.rowcount != 1:
+                print(f"incident serve: job {key} finished after this replica lost its lease: "
+                      "not recorded here (the replica holding it records it)", file=sys.stderr)
             conn.execute(
                 "UPDATE incident_jobs SET state = 'render', mode = 'render' "
                 "WHERE key = %s AND want > have AND state = 'done'", (key,))

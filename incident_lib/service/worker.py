@@ -245,6 +245,16 @@ def _set_resolved(run_dir: Path, resolved_at: str | None) -> bool:
     return True
 
 
+def _final_state(path: Path) -> str | None:
+    """The state of a run the runner finished (status.json with a final state and an end)."""
+    try:
+        st = json.loads((path / "status.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    state = st.get("state") if isinstance(st, dict) else None
+    return state if state in ("ok", "partial", "failed") and st.get("ended") else None
+
+
 def work(db: Path | None, key: str, config: Path, mode: str, cell_timeout: int = 600,
          dsn_env: str | None = None) -> int:
     """Child entry: create (if needed) and execute the job's run, or re-render its report.
@@ -285,6 +295,11 @@ def work(db: Path | None, key: str, config: Path, mode: str, cell_timeout: int =
         inc = incident_from_alert(job.payload, load_config(config), incident_id=job.incident_id)
         create_run(inc, replace=path.exists())
     _set_resolved(path, job.resolved_at)
+    earlier = _final_state(path)
+    if earlier is not None:  # an attempt finished it, then died before the queue heard of it
+        print(f"run {job.incident_id}: {earlier} (finished by an earlier attempt; not run "
+              "again)", file=sys.stderr)
+        return 0 if earlier in ("ok", "partial") else 1
     for _ in range(120):
         try:
             status = execute(path, cell_timeout=cell_timeout)
@@ -336,11 +351,15 @@ def _child_main(argv: list[str] | None = None) -> int:
         key, mode = line
     print(f"job {key} ({mode})", flush=True)
     try:
-        return work(Path(args.db) if args.db else None, key, Path(args.config), mode,
-                    args.timeout, dsn_env=args.queue_dsn_env)
+        rc = work(Path(args.db) if args.db else None, key, Path(args.config), mode,
+                  args.timeout, dsn_env=args.queue_dsn_env)
     except IncidentError as exc:
         print(f"error: {type(exc).__name__}: {' '.join(str(exc).split())[:250]}", flush=True)
-        return 2
+        rc = 2
+    # done: a shutdown's SIGTERM must not turn a finished job into an interrupted one while
+    # the interpreter exits (that takes a while); the exit code is the outcome
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    return rc
 
 
 if __name__ == "__main__":

@@ -170,8 +170,10 @@ def test_three_replicas_sigkill_one_every_group_reported_once(
 
         _wait(lambda: done() >= 100, 120, lambda: f"done={done()}")
         for r in replicas[1:]:  # the other two stop while work remains
+            t_stop = time.time()
             r.stop()
             death[r.proc.pid] = time.time()
+            r.extra["stop"] = (t_stop, death[r.proc.pid], r.proc.returncode)
         left = GROUPS - done()
         assert left > 0, "the backlog drained before the replicas stopped: nothing to prove"
 
@@ -201,6 +203,8 @@ def test_three_replicas_sigkill_one_every_group_reported_once(
         spans = _intervals(run)
         finished = [s for s in spans if s[3] is not None and s[3][0] == "end"]
         assert len(finished) == 1, (f"{incident_id}: {len(finished)} workers finished: {spans}"
+                                    + f"\nkilled {victim.proc.pid}, stops "
+                                    + str({r.proc.pid: r.extra.get("stop") for r in replicas})
                                     + "".join(f"\n{p.name}: {p.read_text()[-1500:]}"
                                               for p in tmp_path.glob("replica-*.log")))
         assert f"pid: {finished[-1][0]}" in report  # the report is the finishing worker's

@@ -7,7 +7,9 @@ while the file $CHEAP_GATE exists (the test keeps every worker mid-run until all
 sent, so the kill lands mid-run by construction) and then CHEAP_HOLD seconds (default 0.1,
 the stand-in for investigation time; a group labelled hold_seconds holds that long), writes
 runs/<id>/report.md atomically (temp + rename) naming the group and this process, then
-appends `end <pid> <ppid> <time>` (`stop` when its replica's shutdown terminated it). It
+appends `end <pid> <ppid> <time>` (`stop` when its replica's shutdown terminated it). Like
+the real worker, a job whose report an earlier attempt already wrote is not run again
+(`skip`), and SIGTERM is blocked while the report is written. It
 imports psycopg only (not incident_lib, whose import alone costs ~2 s of CPU), so 200 jobs
 fit in the CI budget.
 """
@@ -57,6 +59,9 @@ def main() -> int:
     incident_id, payload = row
     run = Path(os.environ["INCIDENT_RUNS_DIR"]) / incident_id
     run.mkdir(parents=True, exist_ok=True)
+    if (run / "report.md").is_file():  # as work(): an earlier attempt finished it
+        _log(run, "skip")
+        return 0
     _log(run, "start")
 
     def stopped(*_: object) -> None:  # the replica shuts down: say when this worker ended
@@ -69,6 +74,7 @@ def main() -> int:
         time.sleep(0.05)
     labels = payload.get("commonLabels") or {}
     time.sleep(float(labels.get("hold_seconds") or os.environ.get("CHEAP_HOLD", "0.1")))
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # as worker._child_main
     tmp = run / f".report.md.{os.getpid()}"
     tmp.write_text(f"# {incident_id}\n\ngroup: {json.dumps(payload['groupKey'])}\n"
                    f"alerts: {len(payload['alerts'])}\nmode: {mode}\npid: {os.getpid()}\n")
