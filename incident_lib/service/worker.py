@@ -10,6 +10,7 @@ import argparse
 import ctypes
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -107,7 +108,11 @@ class WorkerPool:
             spare = None
 
     def _log(self, index: int) -> Path:
-        log = self.runs_dir / ".serve-logs" / f"worker-{index}.log"
+        name = f"worker-{index}.log"
+        owner = getattr(self.queue, "owner", None)
+        if owner:  # a shared runs folder: one log per replica, never another replica's lines
+            name = f"{re.sub(r'[^A-Za-z0-9.-]+', '-', owner)}-{name}"
+        log = self.runs_dir / ".serve-logs" / name
         log.parent.mkdir(parents=True, exist_ok=True)
         return log
 
