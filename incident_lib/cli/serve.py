@@ -41,6 +41,8 @@ def register(sub: Any) -> None:
                         "(not the webhook token); unset: /runs/ is not served")
     s.add_argument("--runs-behind-proxy", action="store_true",
                    help="serve /runs/ without a token: your reverse proxy authenticates")
+    s.add_argument("--runs", help="runs root (default $INCIDENT_RUNS_DIR, else ./runs); with "
+                                  "a PostgreSQL queue, a folder every replica mounts")
     s.set_defaults(func=cmd_serve)
 
 
@@ -70,7 +72,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise InputError("--workers and --max-body must be positive")
     read = clean_token(os.environ.get(args.read_token_env, ""), args.read_token_env) or None
     os.environ.pop(args.read_token_env, None)  # workers and notebooks never see it
-    app = create_app(_config_path(args), runs_root(), token, workers=args.workers,
+    runs = Path(args.runs).resolve() if args.runs else runs_root()
+    app = create_app(_config_path(args), runs, token, workers=args.workers,
                      max_body=args.max_body, cell_timeout=args.timeout,
                      token_env=args.token_env, read_token=read,
                      runs_behind_proxy=args.runs_behind_proxy)

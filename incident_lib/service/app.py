@@ -29,7 +29,7 @@ from ..pipeline.alerts import (
     resolved_time,
     validate_payload,
 )
-from .jobqueue import JobQueue, queue_path
+from .queues import open_queue
 from .runs_http import run_routes
 from .worker import DEFAULT_WORKERS, WorkerPool
 
@@ -155,14 +155,22 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
                workers: int = DEFAULT_WORKERS, max_body: int = DEFAULT_MAX_BODY,
                cell_timeout: int = 600, start_workers: bool = True,
                token_env: str = "INCIDENT_WEBHOOK_TOKEN", read_token: str | None = None,
-               runs_behind_proxy: bool = False) -> Any:
-    """The Starlette app: POST /webhook, GET /healthz, GET /incidents/{id}, and GET /runs/...
-    (runs_http.py) when a read token is given or the server sits behind the team's proxy."""
+               runs_behind_proxy: bool = False,
+               worker_module: str = "incident_lib.service.worker") -> Any:
+    """The Starlette app: POST /webhook, GET /healthz, GET /metrics, GET /incidents/{id}, and
+    GET /runs/... (runs_http.py) when a read token is given or the server sits behind the
+    team's proxy.
+
+    The queue is the config's `queue:` (service/queues.py: SQLite by default, PostgreSQL for
+    replicas); `worker_module` is the module each worker child runs (tests plug in a cheap one).
+    """
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import ClientDisconnect, Request
-    from starlette.responses import JSONResponse
+    from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
+
+    from .metrics import CONTENT_TYPE_LATEST, ServiceMetrics
 
     token = clean_token(token, token_env)
     if not token:
@@ -174,8 +182,11 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
         raise InputError("the runs read token equals the webhook token: use a separate one")
     served = (run_routes(runs, read_token or None)
               if read_token or runs_behind_proxy else [])
-    queue = JobQueue(queue_path(runs))
-    pool = WorkerPool(queue, Path(config).resolve(), runs, workers, cell_timeout, token_env)
+    queue = open_queue(load_config(config), runs)
+    pool = WorkerPool(queue, Path(config).resolve(), runs, workers, cell_timeout, token_env,
+                      worker_module=worker_module)
+    metrics = ServiceMetrics(queue, pool)
+    pool.on_finish = metrics.job_finished
     expected = f"Bearer {token}".encode()
 
     def _authorized(request: Request) -> bool:
@@ -234,6 +245,11 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
         return b"".join(chunks)
 
     async def webhook(request: Request) -> JSONResponse:
+        response = await _webhook(request)
+        metrics.webhooks.labels(code=str(response.status_code)).inc()
+        return response
+
+    async def _webhook(request: Request) -> JSONResponse:
         if not _authorized(request):
             return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401,
                                 headers={"WWW-Authenticate": "Bearer"})
@@ -252,6 +268,8 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
         except (ValueError, TypeError, KeyError, OverflowError) as exc:
             return _error(400, f"payload does not match Alertmanager webhook v4 "
                                f"({type(exc).__name__})")
+        except Exception:  # noqa: BLE001 - the queue failed while reading the group's jobs
+            return _error(503, "the queue is unavailable, retry later")
         try:
             job, created = await run_in_threadpool(queue.submit, key, incident_id, payload,
                                                    resolved)
@@ -265,11 +283,17 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
 
     async def health(request: Request) -> JSONResponse:
         try:
+            await run_in_threadpool(queue.ping)
             counts = await run_in_threadpool(queue.counts)
         except Exception:  # noqa: BLE001 - health must answer
-            return _error(503, "queue unavailable")
-        return JSONResponse({"ok": True, "workers": pool.size, "busy": pool.busy(),
-                             "warm": pool.warm(), "jobs": counts})
+            return JSONResponse({"ok": False, "queue": "unreachable",
+                                 "error": "queue unavailable"}, status_code=503)
+        return JSONResponse({"ok": True, "queue": "reachable", "workers": pool.size,
+                             "busy": pool.busy(), "warm": pool.warm(), "jobs": counts})
+
+    async def metrics_page(request: Request) -> Response:
+        body = await run_in_threadpool(metrics.render)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def incident(request: Request) -> JSONResponse:
         if not _authorized(request):
@@ -296,11 +320,13 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
         routes=[Route("/webhook", webhook, methods=["POST"]),
                 Route("/api/v2/alerts/webhook", webhook, methods=["POST"]),
                 Route("/healthz", health, methods=["GET"]),
+                Route("/metrics", metrics_page, methods=["GET"]),
                 Route("/incidents/{incident_id}", incident, methods=["GET"]), *served],
         lifespan=lifespan,
     )
     app.state.queue = queue
     app.state.pool = pool
+    app.state.metrics = metrics
     return app
 
 

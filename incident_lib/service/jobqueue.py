@@ -80,6 +80,8 @@ class Job:
 class JobQueue:
     """SQLite-backed queue (WAL: durable across process crashes); thread-safe in one process."""
 
+    renew_every: float | None = None  # one process owns the file: claims need no lease
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,6 +167,19 @@ class JobQueue:
                 job = self._row(self._db.execute(
                     "SELECT * FROM jobs WHERE key = ?", (row["key"],)).fetchone())
         return job
+
+    def child_args(self) -> list[str]:
+        """How a worker child opens this queue."""
+        return ["--db", str(self.path)]
+
+    def ping(self) -> None:
+        """Raise if the database cannot be read."""
+        with self._lock:
+            self._db.execute("SELECT 1").fetchone()
+
+    def renew(self, key: str) -> bool:
+        """Claims in one process need no lease: always True."""
+        return True
 
     def set_pid(self, key: str, pid: int) -> None:
         """Record the worker process of a running job."""

@@ -10,15 +10,15 @@ import argparse
 import ctypes
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from .jobqueue import queue_path
 
 __all__ = ["WorkerPool", "work", "DEFAULT_WORKERS"]
 
@@ -33,8 +33,12 @@ class WorkerPool:
     """N threads taking jobs from the queue; each job runs in a child process."""
 
     def __init__(self, queue: Any, config: Path, runs_dir: Path, workers: int = DEFAULT_WORKERS,
-                 cell_timeout: int = 600, token_env: str = "INCIDENT_WEBHOOK_TOKEN") -> None:
+                 cell_timeout: int = 600, token_env: str = "INCIDENT_WEBHOOK_TOKEN",
+                 worker_module: str = "incident_lib.service.worker") -> None:
         self.queue = queue
+        self.worker_module = worker_module  # the child's module (tests plug a cheap one in)
+        # called as on_finish(job, seconds, state) after each job a worker completed
+        self.on_finish: Callable[[Any, float, str], None] | None = None
         self.config = Path(config)
         self.runs_dir = Path(runs_dir)
         self.size = max(1, int(workers))
@@ -92,7 +96,10 @@ class WorkerPool:
                 spare = None
             if spare is None:
                 spare = self._spawn(index)
-            job = self.queue.claim()
+            job = self.queue.claim() if not self._stop.is_set() else None
+            if job is not None and self._stop.is_set():  # stopping: never start a new job
+                self._give_back(job)
+                break
             if job is None:
                 self._wake.wait(1.0)
                 self._wake.clear()
@@ -101,14 +108,18 @@ class WorkerPool:
             spare = None
 
     def _log(self, index: int) -> Path:
-        log = self.runs_dir / ".serve-logs" / f"worker-{index}.log"
+        name = f"worker-{index}.log"
+        owner = getattr(self.queue, "owner", None)
+        if owner:  # a shared runs folder: one log per replica, never another replica's lines
+            name = f"{re.sub(r'[^A-Za-z0-9.-]+', '-', owner)}-{name}"
+        log = self.runs_dir / ".serve-logs" / name
         log.parent.mkdir(parents=True, exist_ok=True)
         return log
 
     def _spawn(self, index: int) -> subprocess.Popen | None:
         """Start a worker child that preloads papermill and waits for `<key> <mode>`."""
-        cmd = [sys.executable, "-m", "incident_lib.service.worker", "work", "--db",
-               str(queue_path(self.runs_dir)), "--config", str(self.config),
+        cmd = [sys.executable, "-m", self.worker_module, "work", *self.queue.child_args(),
+               "--config", str(self.config),
                "--timeout", str(self.cell_timeout), "--parent-pid", str(os.getpid())]
         env = {**os.environ, "INCIDENT_RUNS_DIR": str(self.runs_dir)}
         env.pop(self.token_env, None)  # the child does not need the webhook secret
@@ -145,19 +156,61 @@ class WorkerPool:
                     break
                 except OSError:
                     pass
+            if self._stop.is_set():
+                self._give_back(job)
+                return
             proc = self._spawn(index)
         else:
             self.queue.finish(job.key, False, job.want, "worker process could not start")
             return
         self.queue.set_pid(job.key, proc.pid)
-        rc = proc.wait()
+        t0 = time.monotonic()
+        rc = self._wait_renewing(job, proc)
         with self._lock:
             self._children.pop(proc.pid, None)
-        if self._stop.is_set():
-            return  # left `running`: the next start queues it again
+        if rc is None:
+            return  # the lease was lost: another replica runs the job
+        if self._stop.is_set() and rc != 0:  # stopped by the shutdown (a finished job counts)
+            self._give_back(job)
+            return
         error = None if rc == 0 else f"worker exited with code {rc}: {_last_line(self._log(index))}"
-        self.queue.finish(job.key, rc == 0, job.want, error,
-                          completed_run=(rc == 0 and job.mode == "run"))
+        done = self.queue.finish(job.key, rc == 0, job.want, error,
+                                 completed_run=(rc == 0 and job.mode == "run"))
+        if self.on_finish is not None:
+            self.on_finish(done, time.monotonic() - t0, "done" if rc == 0 else "failed")
+
+    def _give_back(self, job: Any) -> None:
+        """A job this pool stopped: a shared queue lets another replica take it now; SQLite
+        leaves it `running` and the next start queues it again."""
+        release = getattr(self.queue, "release", None)
+        if release is not None:
+            release(job.key)
+
+    def _wait_renewing(self, job: Any, proc: subprocess.Popen) -> int | None:
+        """Wait for the child, renewing the job's lease (shared queues); None when the lease
+        was lost (another replica may run the job now): the child is killed first."""
+        every = self.queue.renew_every
+        if every is None:
+            return proc.wait()
+        last_ok = time.monotonic()
+        while True:
+            try:
+                return proc.wait(timeout=every)
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                if self.queue.renew(job.key):
+                    last_ok = time.monotonic()
+                    continue
+                lost = True  # the lease is someone else's now
+            except Exception:  # noqa: BLE001 - database unreachable: keep the job until the
+                lost = time.monotonic() - last_ok > 2.4 * every  # lease could have run out
+            if lost:
+                proc.kill()
+                proc.wait()
+                print(f"incident serve: lost the lease of job {job.key}: its worker was "
+                      "stopped; another replica runs it", file=sys.stderr)
+                return None
 
 
 def _last_line(log: Path) -> str:
@@ -197,8 +250,21 @@ def _set_resolved(run_dir: Path, resolved_at: str | None) -> bool:
     return True
 
 
-def work(db: Path, key: str, config: Path, mode: str, cell_timeout: int = 600) -> int:
-    """Child entry: create (if needed) and execute the job's run, or re-render its report."""
+def _final_state(path: Path) -> str | None:
+    """The state of a run the runner finished (status.json with a final state and an end)."""
+    try:
+        st = json.loads((path / "status.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    state = st.get("state") if isinstance(st, dict) else None
+    return state if state in ("ok", "partial", "failed") and st.get("ended") else None
+
+
+def work(db: Path | None, key: str, config: Path, mode: str, cell_timeout: int = 600,
+         dsn_env: str | None = None) -> int:
+    """Child entry: create (if needed) and execute the job's run, or re-render its report.
+
+    The job is read from the SQLite file `db`, or from PostgreSQL (DSN in `$dsn_env`)."""
     from ..core.config import load_config
     from ..core.errors import RunLocked
     from ..pipeline.alerts import incident_from_alert
@@ -206,7 +272,12 @@ def work(db: Path, key: str, config: Path, mode: str, cell_timeout: int = 600) -
     from ..runs.folder import Run, run_path
     from .jobqueue import JobQueue
 
-    q = JobQueue(db)
+    if dsn_env:
+        from .pgqueue import PgJobQueue
+
+        q: Any = PgJobQueue(os.environ.get(dsn_env, ""), dsn_env=dsn_env)
+    else:
+        q = JobQueue(db or "")
     job = q.get(key)
     q.close()
     if job is None:
@@ -229,6 +300,11 @@ def work(db: Path, key: str, config: Path, mode: str, cell_timeout: int = 600) -
         inc = incident_from_alert(job.payload, load_config(config), incident_id=job.incident_id)
         create_run(inc, replace=path.exists())
     _set_resolved(path, job.resolved_at)
+    earlier = _final_state(path)
+    if earlier is not None:  # an attempt finished it, then died before the queue heard of it
+        print(f"run {job.incident_id}: {earlier} (finished by an earlier attempt; not run "
+              "again)", file=sys.stderr)
+        return 0 if earlier in ("ok", "partial") else 1
     for _ in range(120):
         try:
             status = execute(path, cell_timeout=cell_timeout)
@@ -249,7 +325,8 @@ def _child_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m incident_lib.service.worker")
     sub = p.add_subparsers(dest="cmd", required=True)
     w = sub.add_parser("work")
-    w.add_argument("--db", required=True)
+    w.add_argument("--db", help="the SQLite queue file")
+    w.add_argument("--queue-dsn-env", help="environment variable with the PostgreSQL DSN")
     w.add_argument("--key", help="the job; without it, preload and read `<key> <mode>` "
                                  "from stdin (a warm spare)")
     w.add_argument("--parent-pid", type=int)
@@ -279,10 +356,15 @@ def _child_main(argv: list[str] | None = None) -> int:
         key, mode = line
     print(f"job {key} ({mode})", flush=True)
     try:
-        return work(Path(args.db), key, Path(args.config), mode, args.timeout)
+        rc = work(Path(args.db) if args.db else None, key, Path(args.config), mode,
+                  args.timeout, dsn_env=args.queue_dsn_env)
     except IncidentError as exc:
         print(f"error: {type(exc).__name__}: {' '.join(str(exc).split())[:250]}", flush=True)
-        return 2
+        rc = 2
+    # done: a shutdown's SIGTERM must not turn a finished job into an interrupted one while
+    # the interpreter exits (that takes a while); the exit code is the outcome
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    return rc
 
 
 if __name__ == "__main__":

@@ -227,36 +227,7 @@ def test_sigkill_mid_run_then_restart_completes_once(demo_data: Path, tmp_path: 
         srv.stop()
 
 
-# -- the queue and ids, in process --------------------------------------------------------
-
-
-def test_queue_dedupes_concurrent_submits_and_survives_reopen(tmp_path: Path) -> None:
-    from incident_lib.service.jobqueue import JobQueue
-
-    q = JobQueue(tmp_path / "q.sqlite3")
-    payload = {"status": "firing", "groupKey": "g"}
-    with ThreadPoolExecutor(10) as ex:
-        results = list(ex.map(lambda _: q.submit("k1", "inc-1", payload, None), range(10)))
-    assert sum(created for _, created in results) == 1
-    assert q.get("k1").notifications == 10
-    job = q.claim()
-    assert job is not None and job.state == "running" and job.attempts == 1
-    assert q.claim() is None
-    q.close()
-    q = JobQueue(tmp_path / "q.sqlite3")  # a restart: the running job goes back to the queue
-    assert q.requeue_interrupted() == ["k1"] and q.get("k1").state == "queued"
-    job = q.claim()
-    q.submit("k1", "inc-1", {"status": "resolved"}, "2026-11-20T11:25:00Z")  # while running
-    done = q.finish("k1", True, job.want, completed_run=True)
-    assert done.state == "render" and done.resolved_at == "2026-11-20T11:25:00Z"
-    render = q.claim()
-    assert render.mode == "render" and render.attempts == 3
-    final = q.finish("k1", True, render.want)
-    assert final.state == "done" and final.runs_completed == 1
-    assert q.counts()["done"] == 1
-    other, created = q.submit("k2", "inc-1", payload, None)  # same id, other group
-    assert created and other.incident_id != "inc-1" and other.incident_id.endswith("-k2")
-    q.close()
+# -- ids, in process (the queue itself: test_jobqueue.py) -----------------------------
 
 
 def test_incident_ids_from_hostile_labels_are_safe() -> None:

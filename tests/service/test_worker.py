@@ -1,4 +1,5 @@
-"""The worker's `render` job (Alertmanager sent `resolved`) posts the resolution to chat once."""
+"""The worker child's entry, in process: the `render` job (Alertmanager sent `resolved`) posts the
+resolution to chat once; a job whose run an earlier attempt finished is not run again."""
 
 from __future__ import annotations
 
@@ -40,3 +41,27 @@ def test_resolved_notification_posts_the_resolution_once(tmp_path: Path, demo_ru
     assert "Resolved" in (path / "report.md").read_text()  # the re-rendered report agrees
     status = json.loads((path / "status.json").read_text())
     assert [(n["event"], n["state"]) for n in status["notifications"]] == [("resolved", "sent")]
+
+
+def test_a_run_an_earlier_attempt_finished_is_not_run_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker died after the run ended but before the queue recorded it: the next attempt
+    reports the run's outcome instead of investigating a second time."""
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("INCIDENT_RUNS_DIR", str(runs))
+    q = JobQueue(tmp_path / "q.sqlite3")
+    q.submit("k", "inc-1", {"status": "firing", "groupKey": "g"}, None)
+    q.close()
+    run = runs / "inc-1"
+    run.mkdir(parents=True)
+    (run / "incident.json").write_text("{}")
+    status = {"state": "partial", "ended": "2026-11-20T11:00:00Z", "stages": {}}
+    (run / "status.json").write_text(json.dumps(status))
+    before = (run / "status.json").stat().st_mtime_ns
+    config = tmp_path / "unused.yaml"  # never read: nothing is investigated
+    assert work(tmp_path / "q.sqlite3", "k", config, "run") == 0
+    assert (run / "status.json").stat().st_mtime_ns == before
+    assert sorted(p.name for p in run.iterdir()) == ["incident.json", "status.json"]
+    status["state"] = "failed"
+    (run / "status.json").write_text(json.dumps(status))
+    assert work(tmp_path / "q.sqlite3", "k", config, "run") == 1  # the same outcome again
