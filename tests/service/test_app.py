@@ -20,6 +20,7 @@ from incident_lib.pipeline.alerts import incident_from_alert
 from incident_lib.service.app import DEFAULT_MAX_BODY
 from incident_lib.service.jobqueue import QUEUE_FILE
 from tests.prom_servers import Proc, start_server
+from tests.waiting import wait_for
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -39,14 +40,6 @@ def _job(server: Proc, incident_id: str) -> dict[str, Any]:
     return r.json()
 
 
-def _wait(what: Callable[[], Any], timeout: float, msg: Callable[[], str]) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = what()
-        if got:
-            return got
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout} s: {msg()}")
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +66,7 @@ def first_run(server: Proc, demo_data: Path) -> dict[str, Any]:
     with ThreadPoolExecutor(10) as ex:
         answers = list(ex.map(post, range(10)))
     iid = answers[0][1]["incident_id"]
-    job = _wait(lambda: (j := _job(server, iid))["state"] in FINAL and j, 180,
+    job = wait_for(lambda: (j := _job(server, iid))["state"] in FINAL and j, 180,
                 lambda: server.tail())
     return {"answers": answers, "incident_id": iid, "job": job,
             "run": server.extra["runs"] / iid}
@@ -163,7 +156,7 @@ def test_resolved_records_time_and_rerenders_report(server: Proc, demo_data: Pat
     r = httpx.post(f"{server.url}/webhook", json=p, headers=AUTH, timeout=5)
     assert r.status_code == 202 and r.json()["duplicate"] is True
     iid = first_run["incident_id"]
-    job = _wait(lambda: (j := _job(server, iid))["state"] == "done" and j["mode"] == "render"
+    job = wait_for(lambda: (j := _job(server, iid))["state"] == "done" and j["mode"] == "render"
                 and j, 60, server.tail)
     assert job["resolved_at"] == "2026-11-20T11:25:00Z" and job["last_status"] == "resolved"
     assert job["runs_completed"] == 1  # a re-render, not a second investigation
@@ -192,7 +185,7 @@ def test_sigkill_mid_run_then_restart_completes_once(demo_data: Path, tmp_path: 
                 return False
             return st["stages"]["triage"]["state"] == "running"
 
-        _wait(mid_run, 90, srv.tail)
+        wait_for(mid_run, 90, srv.tail)
         db = sqlite3.connect(runs / QUEUE_FILE)
         child = db.execute("SELECT pid FROM jobs").fetchone()[0]
         db.close()
@@ -207,12 +200,12 @@ def test_sigkill_mid_run_then_restart_completes_once(demo_data: Path, tmp_path: 
                 return True
             return False
 
-        _wait(gone, 10, lambda: f"worker {child} survived the server")  # PR_SET_PDEATHSIG
+        wait_for(gone, 10, lambda: f"worker {child} survived the server")  # PR_SET_PDEATHSIG
         st = json.loads(status.read_text())
         assert st["state"] == "running"  # interrupted: the runner never wrote a final state
         srv = start_server(tmp_path, config=demo_data / "incident.yaml", runs=runs,
                            token=TOKEN, port=port, workers=1)
-        job = _wait(lambda: (j := _job(srv, iid))["state"] in FINAL and j, 120, srv.tail)
+        job = wait_for(lambda: (j := _job(srv, iid))["state"] in FINAL and j, 120, srv.tail)
         assert job["state"] == "done" and job["attempts"] == 2 and job["runs_completed"] == 1
         st = json.loads(status.read_text())
         assert st["state"] in ("ok", "partial") and st["ended"]
@@ -326,7 +319,7 @@ def test_slow_header_clients_are_disconnected(demo_data: Path, tmp_path: Path) -
     thread = threading.Thread(target=lambda: asyncio.run(srv.serve()), daemon=True)
     thread.start()
     try:
-        _wait(lambda: srv.started, 20, lambda: "uvicorn did not start")
+        wait_for(lambda: srv.started, 20, lambda: "uvicorn did not start")
         socks = []
         for _ in range(20):
             s = socket.create_connection(("127.0.0.1", port), timeout=10)

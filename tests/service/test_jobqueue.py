@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from incident_lib.service.jobqueue import JobQueue
+from tests.waiting import wait_for
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -35,14 +36,6 @@ def open_q(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Any]
         q.close()
 
 
-def _wait_for(what: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = what()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"condition not met in {timeout} s")
 
 
 def test_queue_dedupes_concurrent_submits_and_survives_reopen(open_q: Any) -> None:
@@ -60,7 +53,7 @@ def test_queue_dedupes_concurrent_submits_and_survives_reopen(open_q: Any) -> No
     if open_q.backend == "sqlite":
         assert q.requeue_interrupted() == ["k1"]
     else:  # a shared queue waits for the lease of the dead claimant to run out
-        _wait_for(lambda: q.requeue_interrupted() == ["k1"], 10)
+        wait_for(lambda: q.requeue_interrupted() == ["k1"], 10)
     assert q.get("k1").state == "queued"
     job = q.claim()
     q.submit("k1", "inc-1", {"status": "resolved"}, "2026-11-20T11:25:00Z")  # while running
@@ -132,7 +125,7 @@ def test_an_expired_lease_is_claimed_again_and_the_old_owner_cannot_finish(pg_ds
     first = a.claim()
     assert first is not None and b.claim() is None  # held: not claimable
     assert a.renew("k")
-    second = _wait_for(b.claim, 10)  # a stops renewing: the lease runs out
+    second = wait_for(b.claim, 10)  # a stops renewing: the lease runs out
     assert second.key == "k" and second.attempts == 2
     assert not a.renew("k")  # a learns it lost the job
     after = a.finish("k", True, first.want, completed_run=True)

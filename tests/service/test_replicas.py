@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import pytest
 import yaml
 
 from tests.prom_servers import Proc, free_port, start_server, wait_http
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "replica-token-0123456789"
@@ -50,14 +50,6 @@ def _config(demo_data: Path, folder: Path, lease: float) -> Path:
     return path
 
 
-def _wait(what: Callable[[], Any], timeout: float, msg: Callable[[], str]) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = what()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s: {msg()}")
 
 
 def _replica(work: Path, config: Path, runs: Path, dsn: str, workers: int = 2) -> Proc:
@@ -158,17 +150,17 @@ def test_three_replicas_sigkill_one_every_group_reported_once(
             return db.execute("SELECT key, pid FROM incident_jobs WHERE state = 'running' "
                               "AND owner LIKE %s AND pid IS NOT NULL", (owner,)).fetchall()
 
-        _wait(lambda: len(victim_busy()) == 2, 60, victim.tail)
+        wait_for(lambda: len(victim_busy()) == 2, 60, victim.tail)
         held = victim_busy()
         assert done() == 0
         victim.proc.send_signal(signal.SIGKILL)
         victim.proc.wait(10)
         death[victim.proc.pid] = time.time()
         for _, pid in held:  # its workers die with it (PR_SET_PDEATHSIG)
-            _wait(lambda pid=pid: not _alive(pid), 10, lambda pid=pid: f"worker {pid} survived")
+            wait_for(lambda pid=pid: not _alive(pid), 10, lambda pid=pid: f"worker {pid} survived")
         gate.unlink()  # the other replicas' workers go on
 
-        _wait(lambda: done() >= 100, 120, lambda: f"done={done()}")
+        wait_for(lambda: done() >= 100, 120, lambda: f"done={done()}")
         for r in replicas[1:]:  # the other two stop while work remains
             t_stop = time.time()
             r.stop()
@@ -178,7 +170,7 @@ def test_three_replicas_sigkill_one_every_group_reported_once(
         assert left > 0, "the backlog drained before the replicas stopped: nothing to prove"
 
         late = _replica(tmp_path, config, runs, pg_dsn, workers=3)
-        _wait(lambda: done() == GROUPS, 180, lambda: f"done={done()} {late.tail()}")
+        wait_for(lambda: done() == GROUPS, 180, lambda: f"done={done()} {late.tail()}")
 
         rows = db.execute("SELECT incident_id, state, attempts, runs_completed, notifications "
                           "FROM incident_jobs").fetchall()
@@ -236,7 +228,7 @@ def test_a_replica_on_postgres_runs_a_real_investigation(demo_data: Path, tmp_pa
         def job() -> dict[str, Any]:
             return httpx.get(f"{srv.url}/incidents/{iid}", headers=AUTH, timeout=5).json()
 
-        final = _wait(lambda: (j := job())["state"] in ("done", "failed") and j, 240, srv.tail)
+        final = wait_for(lambda: (j := job())["state"] in ("done", "failed") and j, 240, srv.tail)
         assert final["state"] == "done" and final["runs_completed"] == 1, final
         st = json.loads((runs / iid / "status.json").read_text())
         assert st["state"] in ("ok", "partial")
