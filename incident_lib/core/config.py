@@ -37,8 +37,10 @@ POLICY_CONDITIONS: dict[str, tuple[str, str]] = {
 }
 _SOURCE_KINDS = {"files", "prometheus", "elasticsearch"}
 # Optional settings of the report (the severity policy has its own Incident field):
-# `alert_for` (the `for:` of your alerts; early-signal advice needs that much lead, default
-# 5m), `slo` ({target: 0.999, window_days: 30}) for error-budget burn,
+# `alert_for` (the `for:` of your alerts; early-signal advice needs that much lead, and the
+# incident window starts at most alert_for + 2 min before the alert; default 5m), `reference`
+# ({start, end}: a known-normal period, validate_reference), `slo` ({target: 0.999,
+# window_days: 30}) for error-budget burn,
 # `status_cadence_minutes` ({P1: 15, ...}) between status updates, `severity_scale`
 # ({P0: {sev: SEV1, name: critical}, ...}) for SEV levels and names (model.py: the default);
 # `notify` (chat notifiers) and `links` (Grafana/Prometheus/Kibana, served runs), see
