@@ -60,6 +60,79 @@ BEFORE = pd.Timedelta("20min")
 AFTER = pd.Timedelta("4min")
 
 
+# The export's per-pod columns declared as signals (what a user of this export writes; no
+# error signal: its success-rate column is constant, not evidence).
+SIGNALS_YAML = """\
+signals:
+  cpu:
+    title: CPU usage (cores)
+    kind: gauge
+    unit: cores
+    role: saturation
+    direction: up
+    column: CpuUsage(m)
+    scale: 0.001
+    agg: sum
+  memory:
+    title: Memory in use
+    kind: gauge
+    unit: bytes
+    role: saturation
+    direction: up
+    column: MemoryUsage(Mi)
+    scale: 1048576
+    agg: sum
+  latency_p90:
+    title: Server latency p90
+    kind: gauge
+    unit: seconds
+    role: latency
+    direction: up
+    column: PodServerLatencyP90(s)
+    agg: max
+  latency_p99:
+    title: Server latency p99
+    kind: gauge
+    unit: seconds
+    role: latency
+    direction: up
+    column: PodServerLatencyP99(s)
+    agg: max
+  client_latency_p99:
+    title: Client (outgoing call) latency p99
+    kind: gauge
+    unit: seconds
+    role: other
+    direction: up
+    column: PodClientLatencyP99(s)
+    agg: max
+  workload:
+    title: Requests served (ops/s)
+    kind: gauge
+    unit: req/s
+    role: traffic
+    direction: both
+    column: PodWorkload(Ops)
+    agg: sum
+  net_rx:
+    title: Network received (bytes/s)
+    kind: gauge
+    unit: bytes/s
+    role: other
+    direction: both
+    column: NetworkReceiveBytes
+    agg: sum
+  net_tx:
+    title: Network sent (bytes/s)
+    kind: gauge
+    unit: bytes/s
+    role: other
+    direction: both
+    column: NetworkTransmitBytes
+    agg: sum
+"""
+
+
 def incident_yaml(data: Path, normal: Path | None = None,
                   reference: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> str:
     """The incident.yaml for a Nezha-shaped folder (absolute paths to the raw files). With a
@@ -79,8 +152,7 @@ def incident_yaml(data: Path, normal: Path | None = None,
                f"end: '{reference[1].isoformat()}'}}   # the fault-free export's time span\n")
     return f"""\
 # Nezha / TrainTicket raw export, read as is (no converted copies).
-signals_preset: pod_csv          # per-pod wide CSVs: cpu, memory, latency_p90/p99, workload, ...
-{ref}sources:
+{SIGNALS_YAML}{ref}sources:
   metrics:
     kind: files
     format: csv

@@ -12,7 +12,7 @@ al., ISPA 2021) votes over kinds the same way.
 
 Call-graph direction (MicroRank, Yu et al. WWW 2021; MicroRCA, Wu et al. NOMS 2020): a service
 whose callee is at least as anomalous is likely a victim of it; `victim_factor` scales its
-score down. Measured on the Nezha TrainTicket day (BENCHMARKS.md) it did not help while the
+score down. Measured on published fault injections (BENCHMARKS.md) it did not help while the
 metric kind mixed propagated signals (latency, errors); with the metric kind on a pod's own
 state it does, and the default halves a victim's score.
 
@@ -54,8 +54,8 @@ METRIC_ROLES = ("saturation",)
 
 @dataclass(frozen=True)
 class RankConfig:
-    """One configuration for every investigation: the one benchmarks/nezha_rank.py fits on the
-    28 Nezha TrainTicket faults + 12 fault-free windows (every leave-one-out fold chose the same
+    """One configuration for every investigation, chosen by leave-one-out on published fault
+    injections and fault-free windows (benchmarks/nezha_rank.py; every fold chose the same
     kinds and gates; BENCHMARKS.md). The stating thresholds are chosen with a wrong or
     fault-free statement weighted three times a right one."""
 

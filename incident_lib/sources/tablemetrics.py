@@ -2,7 +2,7 @@
 
 incident.yaml:
 
-    signals_preset: pod_csv         # or declare `signals:` (see docs/bring-your-own-data.md)
+    signals: {cpu: {column: CpuUsage(m), ...}}   # declared (docs/bring-your-own-data.md)
     sources:
       metrics:
         kind: files

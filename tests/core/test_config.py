@@ -117,7 +117,7 @@ def test_an_incident_built_by_hand_with_a_credentials_url_is_never_written(
 # --- bring your own data: optional changes/spans, declared signals, pod rule -------------
 
 BYO_YAML = """\
-signals_preset: pod_csv
+signals_preset: default
 signals:
   errors: {kind: counter, unit: req/s, role: error_rate, column: Errors}
 pod_service: {pattern: '(?P<service>[a-z]+)_[0-9]+'}
@@ -140,7 +140,7 @@ def _byo_data(tmp_path: Path, text: str = BYO_YAML) -> Path:
 def test_sources_carry_signals_and_pod_rule(tmp_path: Path) -> None:
     sources, _ = resolve_sources(load_config(data_dir=_byo_data(tmp_path)))
     assert sources["changes"]["kind"] == "none" and sources["spans"]["kind"] == "none"
-    assert sources["metrics"]["signals_preset"] == "pod_csv"
+    assert sources["metrics"]["signals_preset"] == "default"
     assert sources["logs"]["pod_service"]["pattern"].startswith("(?P<service>")
     assert sources["metrics"]["path"] == str(tmp_path / "m" / "*.csv")
 

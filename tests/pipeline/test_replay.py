@@ -187,7 +187,7 @@ def test_replay_keeps_the_declared_signals(demo_run: Path, tmp_path: Path) -> No
     copy = tmp_path / "orig"
     shutil.copytree(demo_run, copy)
     data = json.loads((copy / "incident.json").read_text())
-    data["sources"]["metrics"]["signals_preset"] = "pod_csv"
+    data["sources"]["metrics"]["signals_preset"] = "default"
     (copy / "incident.json").write_text(json.dumps(data))
     inc = replay.replay_incident(copy, "again-2")
-    assert inc.sources["metrics"]["signals_preset"] == "pod_csv"
+    assert inc.sources["metrics"]["signals_preset"] == "default"

@@ -22,14 +22,25 @@ def _pod_file(path: Path, pod: str, cpu: list[float], header: str = HEADER) -> N
     path.write_text(header + "\n".join(rows) + "\n")
 
 
+# per-pod columns declared as a deployment would (the Nezha harness declares the same shapes)
+POD_SIGNALS = {
+    "cpu": {"kind": "gauge", "unit": "cores", "role": "saturation", "direction": "up",
+            "column": "CpuUsage(m)", "scale": 0.001, "agg": "sum"},
+    "memory": {"kind": "gauge", "unit": "bytes", "role": "saturation", "direction": "up",
+               "column": "MemoryUsage(Mi)", "scale": 1048576, "agg": "sum"},
+    "latency_p99": {"kind": "gauge", "unit": "seconds", "role": "latency", "direction": "up",
+                    "column": "PodServerLatencyP99(s)", "agg": "max"},
+}
+
+
 def _wide(tmp_path: Path, **extra: object) -> MetricSource:
     return make_metric_source({"kind": "files", "format": "csv", "layout": "wide",
                                "path": str(tmp_path / "*_metric.csv"),
                                "fields": {"time": "TimeStamp", "pod": "PodName"},
-                               "time_unit": "s", "signals_preset": "pod_csv", **extra})
+                               "time_unit": "s", "signals": POD_SIGNALS, **extra})
 
 
-def test_wide_per_pod_csv_with_preset(tmp_path: Path) -> None:
+def test_wide_per_pod_csv_with_declared_signals(tmp_path: Path) -> None:
     _pod_file(tmp_path / "a1_metric.csv", "api-866bd68c97-xcqfx", [100, 100, 900, 900, 100, 100])
     _pod_file(tmp_path / "a2_metric.csv", "api-866bd68c97-bbbbb", [100] * 6)
     _pod_file(tmp_path / "d_metric.csv", "db-0", [50] * 6)
@@ -52,7 +63,7 @@ def test_signal_the_source_lacks_is_missing_not_zero(tmp_path: Path) -> None:
     assert "missing, not 0" in res.warnings[0]
 
 
-def test_error_rate_is_not_in_the_pod_preset(tmp_path: Path) -> None:
+def test_an_undeclared_signal_is_an_error(tmp_path: Path) -> None:
     _pod_file(tmp_path / "a_metric.csv", "api-0", [100] * 6)
     with pytest.raises(InputError, match="not declared"):
         _wide(tmp_path).query_signal("error_rate", *W, 60.0)
