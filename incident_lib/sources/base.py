@@ -13,6 +13,7 @@ from ..core.errors import QueryError, SourceError
 
 __all__ = [
     "QueryResult",
+    "uniform_sample",
     "MetricSource",
     "LogSource",
     "ChangeSource",
@@ -174,3 +175,12 @@ def nonfinite_warning(series: list[str]) -> str:
     names = "; ".join(series[:3]) + (f"; and {len(series) - 3} more" if len(series) > 3 else "")
     return (f"non-finite samples (NaN/Inf) in {len(series)} series: {names}. Points they "
             "touch are dropped (a sum with a NaN is NaN), so these numbers have gaps")
+
+
+def uniform_sample(df: pd.DataFrame, limit: int | None) -> tuple[pd.DataFrame, bool]:
+    """At most `limit` rows, drawn uniformly at random with seed 0 (the same rows on every
+    read), in their original order; and whether it sampled."""
+    if limit is None or len(df) <= limit:
+        return df, False
+    keep = np.sort(np.random.default_rng(0).choice(len(df), size=limit, replace=False))
+    return df.iloc[keep], True

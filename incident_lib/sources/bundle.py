@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from ..core.errors import SourceError
-from .base import CHANGE_COLUMNS, LOG_COLUMNS, QueryResult
+from .base import CHANGE_COLUMNS, LOG_COLUMNS, QueryResult, uniform_sample
 
 __all__ = ["BundleMetricSource", "BundleLogSource", "BundleChangeSource", "load_evidence"]
 
@@ -153,11 +153,9 @@ class BundleLogSource:
         out = df[keep]
         if matched == len(df) and (limit is None or limit >= matched):
             return _recorded(meta, out.reset_index(drop=True), [])
-        sampling = "all recorded lines"
-        if limit is not None and matched > limit:
-            idx = np.sort(np.random.default_rng(0).choice(matched, size=limit, replace=False))
-            out = out.iloc[idx]
-            sampling = f"uniform random sample (seed 0) of {limit} out of {matched} recorded"
+        out, sampled = uniform_sample(out, limit)
+        sampling = (f"uniform random sample (seed 0) of {limit} out of {matched} recorded"
+                    if sampled else "all recorded lines")
         out = out.sort_values("time", kind="stable").reset_index(drop=True)
         query = (f"bundle:{self.path.parent.name}/evidence/{self.name}.parquet time in "
                  f"[{start.isoformat()}, {end.isoformat()}]"

@@ -35,6 +35,7 @@ from ..core.config import secret_from_env
 from ..core.errors import InputError, QueryError, SourceError
 from .base import CHANGE_COLUMNS, LOG_COLUMNS, QueryResult
 from .files import ECS_CHANGE_FIELDS, ECS_LOG_FIELDS
+from .tables import dig
 
 __all__ = ["ElasticsearchLogSource", "ElasticsearchChangeSource", "make_client",
            "DEFAULT_MAX_LINES", "PAGE_SIZE"]
@@ -132,18 +133,6 @@ def _is_pit_expired(exc: Exception) -> bool:
 
 def _ms(ts: pd.Timestamp) -> int:
     return int(pd.Timestamp(ts).value // 1_000_000)
-
-
-def _get(src: dict[str, Any], field: str) -> Any:
-    """A field of _source by flat dotted key, else by walking nested objects."""
-    if field in src:
-        return src[field]
-    cur: Any = src
-    for part in field.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return None
-        cur = cur[part]
-    return cur
 
 
 class _Base:
@@ -339,7 +328,7 @@ class _Base:
             f = self.fields.get(c)
             vals = [s.get(f) for s in srcs] if f else [None] * len(srcs)
             if f and "." in f and any(v is None for v in vals):  # nested objects in _source
-                vals = [_get(s, f) if v is None else v for s, v in zip(srcs, vals, strict=True)]
+                vals = [dig(s, f) if v is None else v for s, v in zip(srcs, vals, strict=True)]
             out.extend(vals)
 
     @staticmethod

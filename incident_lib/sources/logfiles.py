@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import SourceError
-from .base import LOG_COLUMNS, QueryResult
+from .base import LOG_COLUMNS, QueryResult, uniform_sample
 from .podmap import pod_rule
 from .tables import (
     dig,
@@ -225,11 +225,9 @@ class TableLogSource:
         """Events in [start, end] (stack traces joined), uniformly sampled (seed 0) to limit."""
         df, warnings, paths = self._window(start, end, services)
         matched = len(df)
-        sampling = "all lines"
-        if limit is not None and matched > limit:
-            keep = np.sort(np.random.default_rng(0).choice(matched, limit, replace=False))
-            df = df.iloc[keep]
-            sampling = f"uniform random sample (seed 0) of {limit} out of {matched}"
+        df, sampled = uniform_sample(df, limit)
+        sampling = (f"uniform random sample (seed 0) of {limit} out of {matched}" if sampled
+                    else "all lines")
         df = df.sort_values("time", kind="stable").reset_index(drop=True)
         query = (f"files:{self.label} {self.fields['time']} in "
                  f"[{start.isoformat()}, {end.isoformat()}]"
