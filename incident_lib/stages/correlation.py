@@ -8,6 +8,7 @@ import pandas as pd
 from scipy import stats
 
 from ..analysis.anomalies import rank_anomalies
+from ..analysis.behaviour import behaviour_evidence
 from ..analysis.evidence import log_evidence, metric_excursions, named_in_errors
 from ..analysis.outcome import CONFIDENT_MARGIN, CONFIDENT_SCORE
 from ..analysis.rootcause import RankConfig, evidence_table, rank_services, root_cause_of
@@ -254,12 +255,18 @@ def service_ranking(run: Run, ctx: Section, logs: pd.DataFrame | None,
         lb, lh = _reference_split(logs, "time", base, ref)
         le = log_evidence(logs, lb, inc, history=lh)
         ne = named_in_errors(logs, known, lb, inc, history=lh)
-    te = None
+    te = be = None
+    firing = firing_window(run, inc)
     if len(spans):
         sb, sh = _reference_split(spans, "start", base, ref)
         te = trace_evidence(spans, sb, inc, history=sh)
+        bl = None
+        if logs is not None and len(logs):
+            bl = (logs[(logs["time"] >= ref[0]) & (logs["time"] <= ref[1])]
+                  if sh is not None and ref is not None else None)
+        be = behaviour_evidence(spans, logs, sb, firing, history_spans=sh, history_logs=bl)
     calls = calls_of(run) or (call_graph(spans) if len(spans) else {})
-    table = evidence_table(me, le, ne, te)
+    table = evidence_table(me, le, ne, te, be)
     cfg = cfg or RankConfig()
     ranked = rank_services(table, cfg, calls=calls)
     decision = root_cause_of(ranked, cfg)
@@ -270,12 +277,28 @@ def service_ranking(run: Run, ctx: Section, logs: pd.DataFrame | None,
              "kinds": {k: round(float(r[k]), 4) for k in kinds if pd.notna(r[k]) and r[k] > 0},
              "victim_of": list(r["victim_of"])}
             for _, r in ranked.head(10).iterrows()]
+    shown = {r["service"] for r in rows[:5]}
+    changed = ([{k: (round(float(v), 4) if isinstance(v, float) else v) for k, v in r.items()}
+                for r in be[be["service"].isin(shown) & (be["behaviour"] > 0)].to_dict("records")]
+               if be is not None and len(be) else [])
     out = {**decision, "ranking": rows, "kinds_used": kinds, "missing": missing,
+           "behaviour": changed, "behaviour_window": [iso(firing[0]), iso(firing[1])],
            "calls_from": "topology" if calls_of(run) else ("spans" if calls else "none"),
            "events_baseline": "reference period" if ref is not None else "period before"}
     if note:
         out["note"] = note
     return out
+
+
+def firing_window(run: Run, inc: tuple[pd.Timestamp, pd.Timestamp]
+                  ) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Where the behaviour of operations is measured: from the alert to the window's end (the
+    fault is on while its alert fires; the minutes before it may still be normal and would
+    dilute a change that every execution shows), else the whole incident window."""
+    alert = getattr(run.incident, "alert_ts", None)
+    if alert is not None and inc[0] <= alert < inc[1]:
+        return alert, inc[1]
+    return inc
 
 
 def _reference_split(df: pd.DataFrame, col: str, base: tuple[pd.Timestamp, pd.Timestamp],
@@ -346,6 +369,13 @@ def suspects(run: Run, ctx: Section, an: Section, tpl: Section, ch: Section) -> 
                             "evidence": ", ".join(f"{k} {v:.2f}" for k, v in r["kinds"].items()),
                             "victim of": ", ".join(r["victim_of"])}
                            for r in sr["ranking"][:5]]) + "\n")
+        for b in sr.get("behaviour", [])[:5]:
+            md += (f"\n- behaviour of {md_inline(b['service'])}: in {md_inline(b['context'])}, "
+                   f"{md_inline(b['emission'], 160)} in {b['incident_share']:.0%} of "
+                   f"{b['incident_executions']} executions (normal {b['base_share']:.0%} of "
+                   f"{b['base_executions']})")
+        if sr.get("behaviour"):
+            md += "\n"
     md += ("\n**Root cause:** " + (md_inline(root) if root else "none stated") + " ("
            + md_inline(reason) + ")")
     if sr["missing"]:

@@ -126,3 +126,51 @@ def test_reference_overlapping_the_incident_is_not_used_and_said() -> None:
     out = _ranking(ref)
     assert out["events_baseline"] == "period before"
     assert "overlaps the incident window" in out["note"]
+
+
+def _checkout_spans_and_logs(fault_from: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """frontend -> cart every 6 s; cart writes "quote ready" in every call until fault_from,
+    then stops quoting (a code path that aborts): nothing gets slower, nothing logs an error."""
+    spans, logs = [], []
+    t, i = T0, 0
+    while t < INC[1]:
+        tid = f"c{i}"
+        spans += [{"trace_id": tid, "span_id": f"{tid}f", "parent_id": None,
+                   "service": "frontend", "pod": "frontend-1", "operation": "POST /checkout",
+                   "start": t, "duration_ms": 20.0, "status": None},
+                  {"trace_id": tid, "span_id": f"{tid}c", "parent_id": f"{tid}f",
+                   "service": "cart", "pod": "cart-1", "operation": "quote",
+                   "start": t + pd.Timedelta("1ms"), "duration_ms": 15.0, "status": None}]
+        lines = ["loaded cart", "quote ready"] if t < fault_from else ["loaded cart"]
+        logs += [{"time": t + pd.Timedelta(f"{2 + k}ms"), "service": "cart", "level": "INFO",
+                  "message": m, "trace_id": tid, "template_id": m, "template": m}
+                 for k, m in enumerate(lines)]
+        t, i = t + pd.Timedelta("6s"), i + 1
+    return pd.DataFrame(spans), pd.DataFrame(logs)
+
+
+def test_behaviour_is_measured_from_the_alert_and_cited_in_the_suspects() -> None:
+    """The fault starts at the alert, 8 minutes into the incident window: measured over the
+    whole window the change is diluted; from the alert on, every call changed."""
+    from incident_lib.analysis.rootcause import RankConfig
+
+    alert = INC[0] + pd.Timedelta("8min")
+    spans, logs = _checkout_spans_and_logs(alert)
+
+    class CheckoutRun(StubRun):
+        spans = SimpleNamespace(spans=lambda a, b: QueryResult(spans, "spans q", "stub"))
+
+    run = CheckoutRun()
+    run.incident.alert_ts = alert
+    ctx = Section("Windows", "", {"baseline": BASE, "incident": INC})
+    out = service_ranking(run, ctx, logs, RankConfig(kinds=("behaviour",)))  # type: ignore[arg-type]
+    assert out["behaviour_window"][0] == alert.isoformat().replace("+00:00", "Z")
+    assert out["ranking"][0]["service"] == "cart"
+    cited = out["behaviour"][0]
+    assert (cited["service"], cited["context"], cited["emission"]) == ("cart", "quote",
+                                                                        "log: quote ready")
+    assert (cited["base_share"], cited["incident_share"]) == (1.0, 0.0)
+    # without an alert the whole incident window is compared: 80% of it is still normal
+    run.incident.alert_ts = None
+    diluted = service_ranking(run, ctx, logs, RankConfig(kinds=("behaviour",)))  # type: ignore[arg-type]
+    assert not diluted["ranking"] or diluted["behaviour"][0]["incident_share"] > 0.5
