@@ -7,8 +7,10 @@ For every fault of the fault list, only `inject_time` (t0) places the window: ba
 [t0-20min, t0-lookback), incident [t0-lookback, t0+4min] (the alert stands in for t0 and the
 fault may have started shortly before it); the raw files of that span are read by
 benchmarks/nezha_load.py into the analysis contract frames, and the fault-free `--normal`
-folder is pooled into the log and span baselines as history. The analysis functions
-(analysis.evidence, analysis.traces, analysis.rootcause) run directly, no notebooks: this is
+folder is pooled into the log and span baselines as history. Operation behaviour
+(analysis.behaviour) is measured from t0 (the alert) to the window's end, as the product does.
+The analysis functions (analysis.evidence, analysis.traces, analysis.behaviour,
+analysis.rootcause) run directly, no notebooks: this is
 for tuning; benchmarks/nezha.py (issue 13, part A) measures the product end to end.
 The answer (inject_pod) is read only to score. Ties are scored pessimistically: the true
 service counts as ranked behind every service tied with it (the product reports ties as ties).
@@ -48,6 +50,7 @@ sys.path.insert(0, str(HERE))
 
 from nezha_load import CACHE, load_window, service_of, signal_meta  # noqa: E402
 
+from incident_lib.analysis.behaviour import behaviour_evidence  # noqa: E402
 from incident_lib.analysis.evidence import (  # noqa: E402
     log_evidence,
     metric_excursions,
@@ -90,7 +93,7 @@ def features(root: Path, baseline: tuple[pd.Timestamp, pd.Timestamp],
              history: tuple[pd.DataFrame, pd.DataFrame] | None, fresh: bool = False
              ) -> dict[str, object]:
     """Evidence table and call graph of one window (cached on disk)."""
-    key = hashlib.sha1(f"v5|{root}|{baseline}|{incident}|{history is not None}".encode()
+    key = hashlib.sha1(f"v9|{root}|{baseline}|{incident}|{history is not None}".encode()
                        ).hexdigest()[:16]
     path = CACHE / f"feat_{key}.pkl"
     if path.exists() and not fresh:
@@ -108,8 +111,11 @@ def features(root: Path, baseline: tuple[pd.Timestamp, pd.Timestamp],
     le = log_evidence(logs, ev_base, incident, history=hl)
     ne = named_in_errors(logs, services, ev_base, incident, history=hl)
     te = trace_evidence(spans, ev_base, incident, history=hs)
+    # behaviour while the alert fires (the fault is on then), against the normal period
+    since = (max(incident[0], incident[1] - AFTER), incident[1])
+    be = behaviour_evidence(spans, logs, ev_base, since, history_spans=hs, history_logs=hl)
     calls = call_graph(pd.concat([spans, hs]) if hs is not None else spans)
-    out = {"table": evidence_table(me, le, ne, te), "calls": calls,
+    out = {"table": evidence_table(me, le, ne, te, be), "calls": calls,
            "has_logs": not logs.empty, "has_spans": not spans.empty}
     CACHE.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(out))
