@@ -57,10 +57,12 @@ def reference_window(run: Run) -> tuple[pd.Timestamp, pd.Timestamp] | None:
 def windows(triage: TriageFindings, run: Run) -> dict[str, Any]:
     """Baseline [start, onset-5min) and incident [onset, recovery or end] windows.
 
-    With an alert, the incident window starts no earlier than `alert_lead` before it: an
-    alert fires while its condition holds, `for:` after it began, so an excursion that started
-    long before (one noisy series among many, or an earlier episode) does not widen the window;
-    the windows say so (`anchored_on_alert`, `earliest_excursion`).
+    With an alert, the incident window starts no later than the alert (it fires while its
+    condition holds, so the incident is on by then even when the measured series moved later)
+    and no earlier than `alert_lead` before it (it fires `for:` after the condition began, so
+    an excursion that started long before, one noisy series among many or an earlier episode,
+    does not widen the window); the windows say so (`anchored_on_alert`, `earliest_excursion`,
+    `onset_after_alert`, `measured_onset`).
 
     Without a measured onset no incident window is invented (not `alert - 15 min`): the
     window is split in half so correlation can still describe what changed (second half vs
@@ -83,6 +85,11 @@ def windows(triage: TriageFindings, run: Run) -> dict[str, Any]:
             # (often one noisy series among many) would pull an earlier episode into the window
             out.update(anchored_on_alert=True, earliest_excursion=onset, lead=lead)
             onset = alert - lead
+        elif onset > alert and end > alert:
+            # the alert fires while its condition holds: the incident is on at the alert even
+            # when the measured series moved later
+            out.update(onset_after_alert=True, measured_onset=onset)
+            onset = alert
     return {**out, "baseline": (inc.start_ts, onset - pd.Timedelta("5min")),
             "incident": (onset, end)}
 

@@ -48,3 +48,17 @@ def test_an_onset_long_before_the_alert_does_not_widen_the_window() -> None:
                                              "impact": {}}), run)
     assert near["incident"][0] == pd.Timestamp("2026-11-20T10:15Z")  # within the lead: as is
     assert near["anchored_on_alert"] is False
+
+
+def test_an_onset_measured_after_the_alert_starts_the_window_at_the_alert() -> None:
+    """An alert fires while its condition holds: the incident is on at the alert even when the
+    alert service's own series moved later (the fault's first minutes outside the window)."""
+    run = SimpleNamespace(incident=SimpleNamespace(start_ts=START, end_ts=END,
+                                                   alert_ts=pd.Timestamp("2026-11-20T10:00Z"),
+                                                   topology={}))
+    later = "2026-11-20T10:03:00Z"
+    w = windows(TriageFindings.from_dict({"onset": {"time": later}, "impact": {}}), run)
+    assert w["incident"] == (pd.Timestamp("2026-11-20T10:00Z"), END)
+    assert w["baseline"] == (START, pd.Timestamp("2026-11-20T09:55Z"))
+    assert w["onset_after_alert"] is True
+    assert w["measured_onset"] == pd.Timestamp(later)
