@@ -11,7 +11,13 @@ from ..analysis.anomalies import rank_anomalies
 from ..analysis.behaviour import behaviour_evidence
 from ..analysis.evidence import log_evidence, metric_excursions, named_in_errors
 from ..analysis.outcome import CONFIDENT_MARGIN, CONFIDENT_SCORE
-from ..analysis.rootcause import RankConfig, evidence_table, rank_services, root_cause_of
+from ..analysis.rootcause import (
+    KINDS,
+    RankConfig,
+    evidence_table,
+    rank_services,
+    root_cause_of,
+)
 from ..analysis.spikes import compare_counts, template_changes, what_changed
 from ..analysis.suspects import rank_suspects
 from ..analysis.templates import mine_templates
@@ -50,6 +56,10 @@ def context(run: Run) -> Section:
                    f"more than {int(w['lead'].total_seconds() // 60)} minutes before the alert "
                    "(its `for:` plus 2 minutes): the incident window starts there instead. "
                    "If your alert waits longer, set `alert_for` in incident.yaml.")
+        if w.get("onset_after_alert"):
+            md += (f"\n- The alert service's series moved at {fmt_time(w['measured_onset'])}, "
+                   "after the alert: the incident window starts at the alert, when its "
+                   "condition already held.")
     else:
         md = ("**No onset was measured**, so there is no incident window and no suspect is "
               "ranked. To describe what changed, the second half of the window "
@@ -242,11 +252,15 @@ def service_ranking(run: Run, ctx: Section, logs: pd.DataFrame | None,
     frames = signal_frames(run, "correlation")
     spans = _spans(run, base[0], inc[1])
     me = metric_excursions(frames, meta, base, inc)
-    ref = reference_window(run)
+    declared = ref = reference_window(run)
+    firing = firing_window(run, inc)
     note = None
     if ref is not None and ref[0] <= inc[1] and ref[1] >= inc[0]:
         note = "the declared reference period overlaps the incident window: not used"
         ref = None
+    # behaviour compares the firing window only: a reference before the alert still serves
+    ref_b = (declared if declared is not None
+             and not (declared[0] <= firing[1] and declared[1] >= firing[0]) else None)
     le = ne = None
     if logs is not None and len(logs):
         known = set(logs["service"].dropna().astype(str)) | set(me["service"])
@@ -256,15 +270,14 @@ def service_ranking(run: Run, ctx: Section, logs: pd.DataFrame | None,
         le = log_evidence(logs, lb, inc, history=lh)
         ne = named_in_errors(logs, known, lb, inc, history=lh)
     te = be = None
-    firing = firing_window(run, inc)
     if len(spans):
         sb, sh = _reference_split(spans, "start", base, ref)
         te = trace_evidence(spans, sb, inc, history=sh)
+        bb, bh = _reference_split(spans, "start", base, ref_b)
         bl = None
-        if logs is not None and len(logs):
-            bl = (logs[(logs["time"] >= ref[0]) & (logs["time"] <= ref[1])]
-                  if sh is not None and ref is not None else None)
-        be = behaviour_evidence(spans, logs, sb, firing, history_spans=sh, history_logs=bl)
+        if bh is not None and ref_b is not None and logs is not None and len(logs):
+            bl = logs[(logs["time"] >= ref_b[0]) & (logs["time"] <= ref_b[1])]
+        be = behaviour_evidence(spans, logs, bb, firing, history_spans=bh, history_logs=bl)
     calls = calls_of(run) or (call_graph(spans) if len(spans) else {})
     table = evidence_table(me, le, ne, te, be)
     cfg = cfg or RankConfig()
@@ -283,6 +296,7 @@ def service_ranking(run: Run, ctx: Section, logs: pd.DataFrame | None,
                if be is not None and len(be) else [])
     out = {**decision, "ranking": rows, "kinds_used": kinds, "missing": missing,
            "behaviour": changed, "behaviour_window": [iso(firing[0]), iso(firing[1])],
+           "behaviour_baseline": "reference period" if ref_b is not None else "period before",
            "calls_from": "topology" if calls_of(run) else ("spans" if calls else "none"),
            "events_baseline": "reference period" if ref is not None else "period before"}
     if note:
@@ -315,6 +329,36 @@ def _reference_split(df: pd.DataFrame, col: str, base: tuple[pd.Timestamp, pd.Ti
     return (base[0], base[0]), rows
 
 
+def behaviour_text(b: dict[str, Any]) -> str:
+    """One changed operation in words (from service_ranking's `behaviour` rows)."""
+    return (f"in {b['context']}: {b['emission']} in {b['incident_share']:.0%} of "
+            f"{b['incident_executions']} executions (normal {b['base_share']:.0%} of "
+            f"{b['base_executions']})")
+
+
+def stated_first(ranked: list[dict[str, Any]], root: str, sr: dict[str, Any]
+                 ) -> list[dict[str, Any]]:
+    """The suspects with the service the ranking states first: its own entry (or one built
+    from the ranking when it has none), with the changed behaviour added to its evidence and
+    the ranking's lead as its margin; the others follow in their order, one rank down."""
+    own = next((s for s in ranked if s["service"] == root), None)
+    scores = [r["score"] for r in sr.get("ranking", [])]
+    mine = next(r for r in sr["ranking"] if r["service"] == root)
+    lead = mine["score"] - max((x for x in scores if x < mine["score"]), default=0.0)
+    ev = [{"kind": "behaviour", "text": behaviour_text(b)}
+          for b in sr.get("behaviour", []) if b["service"] == root]
+    ev += [{"kind": k, "text": f"{KINDS[k][0]}: {v:.2f} of the strongest service's"}
+           for k, v in mine["kinds"].items() if k != "behaviour"]
+    if own is None:
+        own = {"service": root, "change_id": None, "change": None, "change_time": None,
+               "change_type": None, "score": mine["score"],
+               "breakdown": {f"ranking {k}": v for k, v in mine["kinds"].items()},
+               "evidence": []}
+    first = {**own, "rank": 1, "margin": round(lead, 4), "stated_by": "service ranking",
+             "evidence": [*own["evidence"], *ev]}
+    return [first] + [{**s, "rank": s["rank"] + 1} for s in ranked if s["service"] != root]
+
+
 def _confident(ranked: list[dict[str, Any]]) -> bool:
     """The change/anomaly suspects' own bar: strong score with evidence and a clear lead."""
     if not ranked:
@@ -342,8 +386,13 @@ def suspects(run: Run, ctx: Section, an: Section, tpl: Section, ch: Section) -> 
     root, reason = sr["root_cause"], sr["reason"]
     top = [s["service"] for s in ranked if s["rank"] == 1]
     if root is not None and top and top != [root]:
-        root, reason = None, (f"the service ranking names {root}, the suspects "
-                              f"{', '.join(top)}: they disagree")
+        if _confident(ranked):
+            root, reason = None, (f"the service ranking names {root}, the suspects "
+                                  f"{', '.join(top)}: they disagree")
+        else:  # the change/anomaly suspects name nobody clearly: the ranking's bar decides
+            ranked = stated_first(ranked, root, sr)
+            reason = (f"the service ranking names it ({reason}); the change and anomaly "
+                      "suspects lead with no clear margin")
     elif root is None and len(top) == 1 and sr["ties"] == top and _confident(ranked):
         # two independent lines agree: the change/anomaly suspects lead clearly and the
         # per-service ranking puts the same service alone on top (below its own bar)

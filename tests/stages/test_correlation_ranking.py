@@ -174,3 +174,54 @@ def test_behaviour_is_measured_from_the_alert_and_cited_in_the_suspects() -> Non
     run.incident.alert_ts = None
     diluted = service_ranking(run, ctx, logs, RankConfig(kinds=("behaviour",)))  # type: ignore[arg-type]
     assert not diluted["ranking"] or diluted["behaviour"][0]["incident_share"] > 0.5
+
+
+def test_a_reference_before_the_alert_serves_behaviour_though_it_overlaps_the_window() -> None:
+    """The fault-free period may fall inside the incident window's lead (an earlier onset):
+    it is not used for the window-wide kinds, but behaviour compares the firing window only."""
+    from incident_lib.analysis.rootcause import RankConfig
+
+    alert = INC[0] + pd.Timedelta("8min")
+    spans, logs = _checkout_spans_and_logs(alert)
+
+    class CheckoutRun(StubRun):
+        spans = SimpleNamespace(spans=lambda a, b: QueryResult(spans, "spans q", "stub"))
+
+    run = CheckoutRun()
+    run.incident.alert_ts = alert
+    run.incident.topology = {"reference": {"start": INC[0].isoformat(),
+                                           "end": (INC[0] + pd.Timedelta("5min")).isoformat()}}
+    ctx = Section("Windows", "", {"baseline": BASE, "incident": INC})
+    out = service_ranking(run, ctx, logs, RankConfig(kinds=("behaviour",)))  # type: ignore[arg-type]
+    assert "overlaps the incident window" in out["note"]
+    assert out["behaviour_baseline"] == "reference period"
+    assert out["ranking"][0]["service"] == "cart"
+    assert out["behaviour"][0]["base_executions"] == 50  # the 5 reference minutes, 6 s apart
+
+
+def test_the_stated_service_leads_the_suspects_with_its_behaviour_as_evidence() -> None:
+    """The change/anomaly table put a bystander first without a clear lead; the service
+    ranking states `cart`: cart leads (its own entry kept, its behaviour added), the others
+    follow one rank down; a service absent from the table gets an entry from the ranking."""
+    from incident_lib.stages.correlation import stated_first
+
+    table = [{"rank": 1, "service": "web", "change_id": None, "score": 0.4, "margin": 0.05,
+              "evidence": [{"kind": "metric", "text": "latency up"}]},
+             {"rank": 2, "service": "cart", "change_id": None, "score": 0.35, "margin": 0.1,
+              "evidence": [{"kind": "log", "text": "new template"}]}]
+    sr = {"ranking": [{"rank": 1, "service": "cart", "score": 2.0, "kinds": {"behaviour": 1.0,
+                                                                             "error_share": 1.0}},
+                      {"rank": 2, "service": "web", "score": 0.5, "kinds": {"metric": 0.5}}],
+          "behaviour": [{"service": "cart", "context": "quote", "emission": "log: quote ready",
+                         "base_share": 1.0, "incident_share": 0.0, "base_executions": 200,
+                         "incident_executions": 40}]}
+    out = stated_first(table, "cart", sr)
+    assert [(s["service"], s["rank"]) for s in out] == [("cart", 1), ("web", 2)]
+    assert out[0]["margin"] == 1.5 and out[0]["stated_by"] == "service ranking"
+    kinds = [e["kind"] for e in out[0]["evidence"]]
+    assert kinds[0] == "log" and "behaviour" in kinds and "error_share" in kinds
+    beh = next(e["text"] for e in out[0]["evidence"] if e["kind"] == "behaviour")
+    assert beh == ("in quote: log: quote ready in 0% of 40 executions (normal 100% of 200)")
+    alone = stated_first(table[:1], "cart", sr)
+    assert alone[0]["service"] == "cart" and alone[0]["score"] == 2.0
+    assert alone[0]["change_id"] is None and alone[1]["rank"] == 2
