@@ -72,11 +72,17 @@ def five_whys(
         f"{alert_service} started failing requests and slowing down." if any(sym)
         else f"No sustained change was measured on {alert_service}.", sym)
     path = call_path(calls, alert_service, culprit) if culprit else []
+    # the operations whose executions changed (analysis.behaviour), cited from the spans read
+    beh = [{"evidence": "spans", "service": culprit, "numbers": e["text"]}
+           for e in (top or {}).get("evidence", []) if e.get("kind") == "behaviour"][:2]
     if culprit and culprit != alert_service:
         ev = [_metric_ev(anomalies, culprit, s) for s in ("error_rate", "latency_p99", "traffic",
                                                           "cpu")]
         ev = [e for e in ev if e][:2] + _templates(templates, alert_service, culprit)
-        if path:
+        if path and beh:
+            text = (f"Its dependency {culprit} changed what it does when serving requests, on "
+                    f"the call path {' -> '.join(path)}.")
+        elif path:
             text = (f"Its dependency {culprit} failed first and the failure propagated along "
                     f"{' -> '.join(path)}.")
         else:
@@ -84,7 +90,7 @@ def five_whys(
                          if e["kind"] == "dependency"), "")
             text = (f"{culprit} is not on {alert_service}'s call path but moved first"
                     + (f" ({link})" if link else "") + ".")
-        add(f"Why did {alert_service} fail?", text, ev)
+        add(f"Why did {alert_service} fail?", text, ev + beh[:1])
     if culprit:
         tpl = _templates(templates, culprit, None)
         link = " ".join(e["text"] for e in (top or {}).get("evidence", [])
@@ -97,6 +103,8 @@ def five_whys(
         blame = [t for c in sorted(calls) if culprit in calls.get(c, [])
                  for t in _templates(templates, c, culprit)][:1]
         parts = []
+        if beh:
+            parts.append(f"{culprit}'s executions changed {beh[0]['numbers']}")
         if tpl:
             parts.append(f"{culprit} logged a new or surging template: {tpl[0]['template']!r}")
         if sat:
@@ -106,7 +114,7 @@ def five_whys(
         text = "; ".join(parts) if parts else f"No signal of {culprit} itself explains it"
         question = (f"Why did {culprit} fail?" if failing or culprit == alert_service
                     or path else f"What went wrong on {culprit}?")
-        add(question, text + ".", tpl[:2] + sat[:1] + blame)
+        add(question, text + ".", beh + tpl[:2] + sat[:1] + blame)
     if top and top.get("change_id"):
         ev = [{"evidence": "changes", "query": queries.get("changes", ""),
                "numbers": next((e["text"] for e in top["evidence"] if e["kind"] == "change"), "")}]

@@ -99,3 +99,21 @@ def test_callers_errors_naming_the_culprit_are_cited() -> None:
     assert "its callers' new errors name it: 'call to api failed: x509" in whys[2]["answer"]
     assert whys[2]["evidence"][0]["numbers"] == ("0 lines in baseline -> 30 in the incident "
                                                  "window (new)")
+
+
+def test_a_culprit_found_by_its_behaviour_is_explained_by_it_not_by_a_failure_first() -> None:
+    """No metric or template moved on the callee: the whys cite what its executions did (from
+    the spans read) and do not claim it "failed first"."""
+    text = ("in /quote: log: quote ready in 0% of 40 executions (normal 100% of 60)")
+    sus = _suspect(service="pricing", change_id=None, change=None, change_type=None,
+                   change_time=None, evidence=[{"kind": "behaviour", "text": text}])
+    whys = five_whys("web", [sus], pd.DataFrame(columns=["service", "signal", "score"]),
+                     pd.DataFrame(), {"web": ["pricing"]}, {"spans": "spans 10:00-10:30"})
+    second, third = whys[1], whys[2]
+    assert "failed first" not in second["answer"]
+    assert "web -> pricing" in second["answer"]
+    assert third["status"] == "fact"
+    cited = third["evidence"][0]
+    assert (cited["evidence"], cited["service"], cited["numbers"]) == ("spans", "pricing", text)
+    assert cited["query"] == "spans 10:00-10:30"
+    assert "No signal of pricing itself" not in third["answer"]
