@@ -149,11 +149,9 @@ def _checkout_spans_and_logs(fault_from: pd.Timestamp) -> tuple[pd.DataFrame, pd
     return pd.DataFrame(spans), pd.DataFrame(logs)
 
 
-def test_behaviour_is_measured_from_the_alert_and_cited_in_the_suspects() -> None:
-    """The fault starts at the alert, 8 minutes into the incident window: measured over the
-    whole window the change is diluted; from the alert on, every call changed."""
-    from incident_lib.analysis.rootcause import RankConfig
-
+def _checkout_run() -> tuple[StubRun, pd.DataFrame, pd.Timestamp]:
+    """A run whose span source serves the checkout traces; the fault starts at its alert,
+    8 minutes into the incident window."""
     alert = INC[0] + pd.Timedelta("8min")
     spans, logs = _checkout_spans_and_logs(alert)
 
@@ -162,8 +160,21 @@ def test_behaviour_is_measured_from_the_alert_and_cited_in_the_suspects() -> Non
 
     run = CheckoutRun()
     run.incident.alert_ts = alert
+    return run, logs, alert
+
+
+def _behaviour_only(run: StubRun, logs: pd.DataFrame) -> dict[str, Any]:
+    from incident_lib.analysis.rootcause import RankConfig
+
     ctx = Section("Windows", "", {"baseline": BASE, "incident": INC})
-    out = service_ranking(run, ctx, logs, RankConfig(kinds=("behaviour",)))  # type: ignore[arg-type]
+    return service_ranking(run, ctx, logs, RankConfig(kinds=("behaviour",)))  # type: ignore[arg-type]
+
+
+def test_behaviour_is_measured_from_the_alert_and_cited_in_the_suspects() -> None:
+    """The fault starts at the alert, 8 minutes into the incident window: measured over the
+    whole window the change is diluted; from the alert on, every call changed."""
+    run, logs, alert = _checkout_run()
+    out = _behaviour_only(run, logs)
     assert out["behaviour_window"][0] == alert.isoformat().replace("+00:00", "Z")
     assert out["ranking"][0]["service"] == "cart"
     cited = out["behaviour"][0]
@@ -172,27 +183,17 @@ def test_behaviour_is_measured_from_the_alert_and_cited_in_the_suspects() -> Non
     assert (cited["base_share"], cited["incident_share"]) == (1.0, 0.0)
     # without an alert the whole incident window is compared: 80% of it is still normal
     run.incident.alert_ts = None
-    diluted = service_ranking(run, ctx, logs, RankConfig(kinds=("behaviour",)))  # type: ignore[arg-type]
+    diluted = _behaviour_only(run, logs)
     assert not diluted["ranking"] or diluted["behaviour"][0]["incident_share"] > 0.5
 
 
 def test_a_reference_before_the_alert_serves_behaviour_though_it_overlaps_the_window() -> None:
     """The fault-free period may fall inside the incident window's lead (an earlier onset):
     it is not used for the window-wide kinds, but behaviour compares the firing window only."""
-    from incident_lib.analysis.rootcause import RankConfig
-
-    alert = INC[0] + pd.Timedelta("8min")
-    spans, logs = _checkout_spans_and_logs(alert)
-
-    class CheckoutRun(StubRun):
-        spans = SimpleNamespace(spans=lambda a, b: QueryResult(spans, "spans q", "stub"))
-
-    run = CheckoutRun()
-    run.incident.alert_ts = alert
+    run, logs, alert = _checkout_run()
     run.incident.topology = {"reference": {"start": INC[0].isoformat(),
                                            "end": (INC[0] + pd.Timedelta("5min")).isoformat()}}
-    ctx = Section("Windows", "", {"baseline": BASE, "incident": INC})
-    out = service_ranking(run, ctx, logs, RankConfig(kinds=("behaviour",)))  # type: ignore[arg-type]
+    out = _behaviour_only(run, logs)
     assert "overlaps the incident window" in out["note"]
     assert out["behaviour_baseline"] == "reference period"
     assert out["ranking"][0]["service"] == "cart"
