@@ -34,6 +34,7 @@ __all__ = ["metric_excursions", "log_evidence", "named_in_errors", "poisson_chan
 ERROR_PATTERN = re.compile(r"(?:^|[\s.:$])(?:[A-Za-z]+Exception|[A-Za-z]+Error)\b|^\s+at\s|"
                            r"Caused by:|Traceback \(most recent call last\)")
 ERROR_LEVELS = {"error", "fatal", "critical", "severe", "err", "crit", "alert", "emerg"}
+SHARE_SIG = 3.0  # -log10 p a rise of the error share needs
 _MAX_SIG = 50.0  # -log10 p is capped: beyond this all are "certain"
 
 
@@ -200,9 +201,18 @@ def log_evidence(
                      "lines_baseline": n0, "lines_incident": n1,
                      "volume_down_sig": float(v_down[0]) if n0 >= min_lines else 0.0,
                      "pattern_shift": shift,
-                     "error_share_delta": (e1 / n1 - e0 / n0) if n0 and n1 and e1 >= min_lines
-                     else 0.0})
+                     "error_share_delta": _share_rise(e0, n0, e1, n1, min_lines)})
     return pd.DataFrame(rows, columns=cols)
+
+
+def _share_rise(e0: int, n0: int, e1: int, n1: int, min_lines: int) -> float:
+    """How much the share of error lines rose (e1/n1 - e0/n0), counted only when the rise is
+    beyond sampling noise: binomial P(>= e1 errors in n1 lines at the baseline share, smoothed)
+    <= 10^-SHARE_SIG. A service that logs errors now and then moves its share by chance."""
+    if not n0 or not n1 or e1 < min_lines:
+        return 0.0
+    p = stats.binom.sf(e1 - 1, n1, (e0 + 0.5) / (n0 + 1.0))
+    return float(e1 / n1 - e0 / n0) if p <= 10.0 ** -SHARE_SIG else 0.0
 
 
 def pattern_shift(base: pd.Series, inc: pd.Series, rng: np.random.Generator,

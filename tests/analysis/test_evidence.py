@@ -105,3 +105,17 @@ def test_service_named_in_other_services_errors_raw_text() -> None:
     assert out.loc["ts-basic-service", "named_by"] == ["gw"]
     assert "ts-order-service" not in out.index  # a longer name is not a match of a shorter
     assert out.loc["ts-basic-service", "named_sig"] > 3
+
+
+def test_an_error_share_that_moves_by_chance_does_not_count() -> None:
+    """A batch job that fails now and then (5 of 50 lines normally, 10 of 50 now) moved its
+    error share by 0.10 by chance; a service going from no errors to 10 of 50 did not."""
+    ok, err = "ticket executed", "ticket execute error: order status wrong"
+    rows = (_steady("job", ok, 45, range(1)) + [(0, "job", "ERROR", err)] * 5
+            + _steady("job", ok, 40, range(25, 26)) + [(25, "job", "ERROR", err)] * 10
+            + _steady("pay", "charge ok", 50, range(1)) + _steady("pay", "charge ok", 40,
+                                                                  range(25, 26))
+            + [(25, "pay", "ERROR", "charge failed: card service unreachable")] * 10)
+    out = log_evidence(_logs(rows), BASE, INC).set_index("service")
+    assert out.loc["job", "error_share_delta"] == 0.0
+    assert abs(out.loc["pay", "error_share_delta"] - 10 / 50) < 1e-9
