@@ -85,6 +85,9 @@ def five_whys(
         elif path:
             text = (f"Its dependency {culprit} failed first and the failure propagated along "
                     f"{' -> '.join(path)}.")
+        elif beh:
+            text = (f"{culprit} is not on {alert_service}'s call path in the traces read; "
+                    "its own operations changed what they do when the alert fired.")
         else:
             link = next((e["text"] for e in (top or {}).get("evidence", [])
                          if e["kind"] == "dependency"), "")

@@ -340,7 +340,8 @@ def stated_first(ranked: list[dict[str, Any]], root: str, sr: dict[str, Any]
                  ) -> list[dict[str, Any]]:
     """The suspects with the service the ranking states first: its own entry (or one built
     from the ranking when it has none), with the changed behaviour added to its evidence and
-    the ranking's lead as its margin; the others follow in their order, one rank down."""
+    the ranking's score and lead (the table's score kept as `table_score`); the others follow
+    in their order, one rank down."""
     own = next((s for s in ranked if s["service"] == root), None)
     scores = [r["score"] for r in sr.get("ranking", [])]
     mine = next(r for r in sr["ranking"] if r["service"] == root)
@@ -354,7 +355,9 @@ def stated_first(ranked: list[dict[str, Any]], root: str, sr: dict[str, Any]
                "change_type": None, "score": mine["score"],
                "breakdown": {f"ranking {k}": v for k, v in mine["kinds"].items()},
                "evidence": []}
-    first = {**own, "rank": 1, "margin": round(lead, 4), "stated_by": "service ranking",
+    # its score is the ranking's (on which it was stated), the table's own score kept beside
+    first = {**own, "rank": 1, "score": mine["score"], "table_score": own["score"],
+             "margin": round(lead, 4), "stated_by": "service ranking",
              "evidence": [*own["evidence"], *ev]}
     return [first] + [{**s, "rank": s["rank"] + 1} for s in ranked if s["service"] != root]
 

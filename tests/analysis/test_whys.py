@@ -117,3 +117,7 @@ def test_a_culprit_found_by_its_behaviour_is_explained_by_it_not_by_a_failure_fi
     assert (cited["evidence"], cited["service"], cited["numbers"]) == ("spans", "pricing", text)
     assert cited["query"] == "spans 10:00-10:30"
     assert "No signal of pricing itself" not in third["answer"]
+    # off the call path: said so, and no "moved first" that nothing measured
+    off = five_whys("web", [sus], pd.DataFrame(columns=["service", "signal", "score"]),
+                    pd.DataFrame(), {"web": ["cart"]}, {"spans": "spans 10:00-10:30"})
+    assert "not on web's call path" in off[1]["answer"] and "moved first" not in off[1]["answer"]

@@ -219,6 +219,8 @@ def test_the_stated_service_leads_the_suspects_with_its_behaviour_as_evidence() 
     out = stated_first(table, "cart", sr)
     assert [(s["service"], s["rank"]) for s in out] == [("cart", 1), ("web", 2)]
     assert out[0]["margin"] == 1.5 and out[0]["stated_by"] == "service ranking"
+    # its score is the ranking's: the table must not show the leader below the next row
+    assert (out[0]["score"], out[0]["table_score"]) == (2.0, 0.35)
     kinds = [e["kind"] for e in out[0]["evidence"]]
     assert kinds[0] == "log" and "behaviour" in kinds and "error_share" in kinds
     beh = next(e["text"] for e in out[0]["evidence"] if e["kind"] == "behaviour")
