@@ -1,7 +1,8 @@
 """Root-cause accuracy on published fault injections laid out like Nezha's rca_data/<date>/.
 
 Usage: .venv/bin/python benchmarks/nezha.py --data DIR [--normal construct_data/DATE]
-       [--entry SERVICE] [--cases N] [--jobs 1] [--normal-windows 10] [--keep WORK]
+       [--entry SERVICE] [--cases N] [--jobs 1] [--normal-windows 10] [--quiet-windows 0]
+       [--keep WORK]
 
 DIR holds `<date>-fault_list.json`, `log/`, `trace/` and `metric/` as published (see
 ../shared/data/nezha_trainticket/README.md). For each fault the harness writes, into a work
@@ -29,8 +30,11 @@ position of that tie. The root-cause service is `inject_pod` mapped by the pod r
 scoring only). AC@k = share of faults whose root-cause service is in the top k; Avg@5 = mean
 of AC@1..AC@5. With --normal, windows of the fault-free period are investigated too and
 counted when the report states a root cause as fact ("The most likely root cause is") or
-recommends a rollback. Output: a table per fault type, seconds per case, then
-`fault-free windows=N named_root_cause=K rollback=R` (with --normal) and, last,
+recommends a rollback. --quiet-windows N adds windows of --data with no injection from 25
+minutes before to 10 after (the metric files cover the day; logs and spans exist only around
+faults, so these are metrics-only). Output: a table per fault type, seconds per case, then
+`fault-free windows=N no_incident=K named_root_cause=K rollback=R` (with --normal), the same
+for `quiet windows of --data` (with --quiet-windows) and, last,
 `overall cases=N AC@1=0.xx AC@3=0.xx AC@5=0.xx Avg@5=0.xx`.
 """
 
@@ -53,6 +57,9 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from nezha_load import quiet_times  # noqa: E402
 
 from incident_lib.sources.podmap import PodRule  # noqa: E402
 
@@ -240,7 +247,8 @@ def read_run(run: Path, name: str, rc: int, error: str, secs: float) -> dict[str
     """The scored parts of one run folder: ranked services, fact stated, rollback."""
     out: dict[str, Any] = {"name": name, "rc": rc, "error": error, "seconds": secs,
                            "ranked": [], "ranks": [], "suspects_ranked": [],
-                           "suspects_ranks": [], "fact": False, "rollback": False}
+                           "suspects_ranks": [], "fact": False, "rollback": False,
+                           "outcome": None}
     cor = _data(run / "findings" / "correlation.json")
     if cor:
         for key, rows in (("", (cor.get("service_ranking") or {}).get("ranking") or []),
@@ -252,10 +260,18 @@ def read_run(run: Path, name: str, rc: int, error: str, secs: float) -> dict[str
             out[f"{key}ranks"] = list(seen.values())
     why = _data(run / "findings" / "five_whys.json")
     out["rollback"] = bool(why and (why.get("decision") or {}).get("decision") == "roll back")
+    out["outcome"] = ((why or {}).get("outcome") or {}).get("kind")  # incident / no_incident..
     # stated as fact: the 5 Whys' root-cause claim (structured), not a phrase of the report
     claim = (why or {}).get("root_cause") or {}
     out["fact"] = bool(claim.get("stated")) if claim else bool(cor and cor.get("root_cause"))
     return out
+
+
+def _quiet_counts(rows: list[dict[str, Any]]) -> str:
+    """What windows without a fault said: no incident found, a root cause named, a rollback."""
+    return (f"no_incident={sum(1 for r in rows if r['outcome'] not in (None, 'incident'))} "
+            f"named_root_cause={sum(1 for r in rows if r['fact'])} "
+            f"rollback={sum(1 for r in rows if r['rollback'])}")
 
 
 def _rescored(run: Path, name: str) -> dict[str, Any]:
@@ -323,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", type=int)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--normal-windows", type=int, default=10)
+    ap.add_argument("--quiet-windows", type=int, default=0,
+                    help="also investigate N windows of --data with no injection from 25 min "
+                         "before to 10 min after (metrics only there)")
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--keep", type=Path, help="work folder to keep (default: a temp folder)")
     ap.add_argument("--rescore", action="store_true",
@@ -343,6 +362,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.normal:  # fault-free windows: inside the normal folder, no reference of their own
         jobs += [(args.normal, f"normal-{i:02d}", t, None, None)
                  for i, t in enumerate(normal_windows(args.normal, args.normal_windows))]
+    n_normal = len(jobs) - len(faults)
+    injections = [f["time"] for f in load_faults(args.data)]
+    jobs += [(args.data, f"quiet-{i:02d}", t, None, None)
+             for i, t in enumerate(quiet_times(injections, args.quiet_windows))]
     if args.rescore:
         results = [_rescored(work / "runs" / j[1], j[1]) for j in jobs]
     else:
@@ -374,16 +397,16 @@ def main(argv: list[str] | None = None) -> int:
               f"{statistics.mean(secs):.1f}, max {max(secs):.1f} (jobs={args.jobs}); "
               f"runs failed: {failed}")
     if args.normal:
-        normal = results[len(faults):]
-        all_faults = [f["time"] for f in load_faults(args.data)]
-        overlap = sum(1 for j in jobs[len(faults):]
-                      if any(j[2] - BEFORE <= t <= j[2] + AFTER for t in all_faults))
+        normal = results[len(faults):len(faults) + n_normal]
+        overlap = sum(1 for j in jobs[len(faults):len(faults) + n_normal]
+                      if any(j[2] - BEFORE <= t <= j[2] + AFTER for t in injections))
         if overlap:
             print(f"note: {overlap} of {len(normal)} fault-free windows overlap an injection "
                   "time of --data (their metric files may hold that fault)")
-        print(f"fault-free windows={len(normal)} "
-              f"named_root_cause={sum(1 for r in normal if r['fact'])} "
-              f"rollback={sum(1 for r in normal if r['rollback'])}")
+        print(f"fault-free windows={len(normal)} {_quiet_counts(normal)}")
+    quiet = results[len(faults) + n_normal:]
+    if quiet:
+        print(f"quiet windows of --data={len(quiet)} {_quiet_counts(quiet)}")
     sus = scores([{**r, "pos": r["suspects_pos"]} for r in rows])
     print(f"suspects table (changes + anomalies + templates) cases={len(rows)} "
           f"AC@1={sus['AC@1']:.2f} AC@3={sus['AC@3']:.2f} AC@5={sus['AC@5']:.2f} "

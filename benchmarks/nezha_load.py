@@ -148,6 +148,26 @@ def _read_metrics(folder: Path) -> dict[str, pd.DataFrame]:
             for s, g in long.groupby("signal", sort=True)}
 
 
+def quiet_times(injections: list[pd.Timestamp], n: int = 10,
+                before: pd.Timedelta = pd.Timedelta("25min"),
+                after: pd.Timedelta = pd.Timedelta("10min")) -> list[pd.Timestamp]:
+    """Up to n alert times of the injections' day (09:00-23:00, 10 min apart at least) with no
+    injection from `before` earlier to `after` later: fault-free windows of the same export
+    (its metric files cover the day; its logs and spans only the minutes around faults)."""
+    if not injections:
+        return []
+    day = min(injections).normalize()
+    out: list[pd.Timestamp] = []
+    t = day + pd.Timedelta(hours=9)
+    while t < day + pd.Timedelta(hours=23) and len(out) < n:
+        if all(not (t - before <= x <= t + after) for x in injections):
+            out.append(t)
+            t += pd.Timedelta("10min")
+        else:
+            t += pd.Timedelta("5min")
+    return out
+
+
 def load_window(root: Path, t0: pd.Timestamp, t1: pd.Timestamp
                 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, pd.DataFrame]:
     """(signal frames cut to [t0, t1], logs, spans) of one data folder; cached under /tmp."""

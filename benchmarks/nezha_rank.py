@@ -48,7 +48,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from nezha_load import CACHE, load_window, service_of, signal_meta  # noqa: E402
+from nezha_load import CACHE, load_window, quiet_times, service_of, signal_meta  # noqa: E402
 
 from incident_lib.analysis.behaviour import behaviour_evidence  # noqa: E402
 from incident_lib.analysis.evidence import (  # noqa: E402
@@ -119,20 +119,6 @@ def features(root: Path, baseline: tuple[pd.Timestamp, pd.Timestamp],
            "has_logs": not logs.empty, "has_spans": not spans.empty}
     CACHE.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(out))
-    return out
-
-
-def fault_free_times(faults: list[dict], day: pd.Timestamp, n: int = 10) -> list[pd.Timestamp]:
-    """Up to n window ends with no injection 25 min before or 10 min after (from the list)."""
-    inj = [pd.Timestamp(f["inject_time"], tz="UTC") for f in faults]
-    out = []
-    t = day + pd.Timedelta(hours=9)
-    while t < day + pd.Timedelta(hours=23) and len(out) < n:
-        if all(not (t - pd.Timedelta("25min") <= x <= t + pd.Timedelta("10min")) for x in inj):
-            out.append(t)
-            t += pd.Timedelta("10min")
-        else:
-            t += pd.Timedelta("5min")
     return out
 
 
@@ -298,7 +284,7 @@ def main() -> None:
         truths.append(service_of(f["inject_pod"]))
         types.append(f["inject_type"])
     free_feats: list[dict] = []
-    for t0 in fault_free_times(faults, day):
+    for t0 in quiet_times([pd.Timestamp(f["inject_time"], tz="UTC") for f in faults]):
         free_feats.append(features(args.data, (t0 - BEFORE, t0 - lookback),
                                    (t0 - lookback, t0 + AFTER), None, args.fresh))
     if not hl.empty:  # windows inside the fault-free folder: its first part is the baseline

@@ -161,3 +161,16 @@ def test_normal_windows_lie_in_the_fault_free_coverage(tmp_path: Path) -> None:
     assert len(times) == 4 and times == sorted(times)
     first, last = INJECT - pd.Timedelta("30min"), INJECT + pd.Timedelta("3min")
     assert all(first <= t <= last for t in times)
+
+
+def test_quiet_windows_keep_clear_of_every_injection() -> None:
+    from nezha_load import quiet_times
+
+    day = pd.Timestamp("2023-01-29", tz="UTC")
+    inj = [day + pd.Timedelta(hours=h, minutes=m) for h, m in ((9, 30), (10, 0), (14, 5))]
+    times = quiet_times(inj, 6)
+    assert len(times) == 6 and times == sorted(times)
+    for t in times:
+        assert all(not (t - pd.Timedelta("25min") <= x <= t + pd.Timedelta("10min"))
+                   for x in inj), t
+    assert quiet_times([], 3) == []
