@@ -28,9 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from .evidence import _is_error
+from .evidence import _is_error, share_change
 
 __all__ = ["BEHAVIOUR_COLUMNS", "behaviour_evidence", "executions", "parameter_siblings"]
 
@@ -185,17 +184,14 @@ def behaviour_evidence(
     df["n1"] = df["context"].map(n1).fillna(0.0)
     df["rise_only"] = df["emission"] == FAILED
     f = df[df["rise_only"]]
-    fell = -np.log10(np.clip(stats.binom.cdf(f["k1"], f["n1"], (f["k0"] + 0.5) / (f["n0"] + 1.0)),
-                             1e-300, 1.0))
+    _, fell = share_change(f["k1"], f["n1"], f["k0"], f["n0"])
     recovering = set(f.loc[fell >= SIG_GATE, "context"])
     df = df[~df["context"].isin(recovering)]
     df = df[(df["n0"] >= MIN_EXECUTIONS) & (df["n1"] >= MIN_EXECUTIONS)]
     if df.empty:
         return pd.DataFrame(columns=BEHAVIOUR_COLUMNS)
-    p0 = (df["k0"] + 0.5) / (df["n0"] + 1.0)
-    down = np.where(df["rise_only"], 1.0, stats.binom.cdf(df["k1"], df["n1"], p0))
-    up = stats.binom.sf(df["k1"] - 1, df["n1"], p0)
-    sig = -np.log10(np.clip(np.minimum(down, up), 1e-300, 1.0))
+    up, down = share_change(df["k1"], df["n1"], df["k0"], df["n0"])
+    sig = np.maximum(up, np.where(df["rise_only"], 0.0, down))
     a0, a1 = df["k0"] / df["n0"], df["k1"] / df["n1"]
     a1 = a1.where(~df["rise_only"] | (a1 >= a0), a0)
     se = np.sqrt((a0 * (1 - a0) + 0.25 / df["n0"]) / df["n0"]

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["metric_excursions", "log_evidence", "named_in_errors", "poisson_change",
-           "ERROR_PATTERN"]
+__all__ = ["metric_excursions", "log_evidence", "named_in_errors", "share_change",
+           "poisson_change", "ERROR_PATTERN"]
 
 ERROR_PATTERN = re.compile(r"(?:^|[\s.:$])(?:[A-Za-z]+Exception|[A-Za-z]+Error)\b|^\s+at\s|"
                            r"Caused by:|Traceback \(most recent call last\)")
@@ -205,14 +206,22 @@ def log_evidence(
     return pd.DataFrame(rows, columns=cols)
 
 
+def share_change(k1: Any, n1: Any, k0: Any, n0: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(-log10 p that the share rose, that it fell): k1 of n1 against the baseline share
+    k0 of n0, smoothed to (k0 + 0.5) / (n0 + 1) (binomial tails, capped)."""
+    k1, n1 = np.asarray(k1, dtype=float), np.asarray(n1, dtype=float)
+    p0 = (np.asarray(k0, dtype=float) + 0.5) / (np.asarray(n0, dtype=float) + 1.0)
+    return _sig(stats.binom.sf(k1 - 1, n1, p0)), _sig(stats.binom.cdf(k1, n1, p0))
+
+
 def _share_rise(e0: int, n0: int, e1: int, n1: int, min_lines: int) -> float:
     """How much the share of error lines rose (e1/n1 - e0/n0), counted only when the rise is
-    beyond sampling noise: binomial P(>= e1 errors in n1 lines at the baseline share, smoothed)
-    <= 10^-SHARE_SIG. A service that logs errors now and then moves its share by chance."""
+    beyond sampling noise (share_change >= SHARE_SIG). A service that logs errors now and
+    then moves its share by chance."""
     if not n0 or not n1 or e1 < min_lines:
         return 0.0
-    p = stats.binom.sf(e1 - 1, n1, (e0 + 0.5) / (n0 + 1.0))
-    return float(e1 / n1 - e0 / n0) if p <= 10.0 ** -SHARE_SIG else 0.0
+    up, _ = share_change(e1, n1, e0, n0)
+    return float(e1 / n1 - e0 / n0) if float(up) >= SHARE_SIG else 0.0
 
 
 def pattern_shift(base: pd.Series, inc: pd.Series, rng: np.random.Generator,
