@@ -184,7 +184,8 @@ def rank_services(
 
 
 def root_cause_of(ranked: pd.DataFrame, cfg: RankConfig | None = None) -> dict[str, Any]:
-    """The stated root cause (or None), the services tied at the top, and why."""
+    """The stated root cause (or None), the services tied at the top, and why; with a stated
+    cause, its `lead` over the next service."""
     cfg = cfg or RankConfig()
     if ranked.empty:
         return {"root_cause": None, "ties": [], "reason": "no service deviates past the gates"}
@@ -201,5 +202,5 @@ def root_cause_of(ranked: pd.DataFrame, cfg: RankConfig | None = None) -> dict[s
     if margin < cfg.min_margin:
         return {"root_cause": None, "ties": ties,
                 "reason": f"lead {margin:.2f} over the next suspect below {cfg.min_margin:.2f}"}
-    return {"root_cause": ties[0], "ties": ties,
+    return {"root_cause": ties[0], "ties": ties, "lead": margin,
             "reason": f"score {best:.2f}, lead {margin:.2f} over the next suspect"}

@@ -255,12 +255,11 @@ def service_ranking(run: Run, ctx: Section, logs: pd.DataFrame | None,
     declared = ref = reference_window(run)
     firing = firing_window(run, inc)
     note = None
-    if ref is not None and ref[0] <= inc[1] and ref[1] >= inc[0]:
+    if ref is not None and _overlaps(ref, inc):
         note = "the declared reference period overlaps the incident window: not used"
         ref = None
     # behaviour compares the firing window only: a reference before the alert still serves
-    ref_b = (declared if declared is not None
-             and not (declared[0] <= firing[1] and declared[1] >= firing[0]) else None)
+    ref_b = declared if declared is not None and not _overlaps(declared, firing) else None
     le = ne = None
     if logs is not None and len(logs):
         known = set(logs["service"].dropna().astype(str)) | set(me["service"])
@@ -274,9 +273,8 @@ def service_ranking(run: Run, ctx: Section, logs: pd.DataFrame | None,
         sb, sh = _reference_split(spans, "start", base, ref)
         te = trace_evidence(spans, sb, inc, history=sh)
         bb, bh = _reference_split(spans, "start", base, ref_b)
-        bl = None
-        if bh is not None and ref_b is not None and logs is not None and len(logs):
-            bl = logs[(logs["time"] >= ref_b[0]) & (logs["time"] <= ref_b[1])]
+        bl = (_reference_split(logs, "time", base, ref_b)[1]
+              if bh is not None and logs is not None and len(logs) else None)
         be = behaviour_evidence(spans, logs, bb, firing, history_spans=bh, history_logs=bl)
     calls = calls_of(run) or (call_graph(spans) if len(spans) else {})
     table = evidence_table(me, le, ne, te, be)
@@ -302,6 +300,11 @@ def service_ranking(run: Run, ctx: Section, logs: pd.DataFrame | None,
     if note:
         out["note"] = note
     return out
+
+
+def _overlaps(a: tuple[pd.Timestamp, pd.Timestamp], b: tuple[pd.Timestamp, pd.Timestamp]
+              ) -> bool:
+    return bool(a[0] <= b[1] and a[1] >= b[0])
 
 
 def firing_window(run: Run, inc: tuple[pd.Timestamp, pd.Timestamp]
@@ -343,9 +346,7 @@ def stated_first(ranked: list[dict[str, Any]], root: str, sr: dict[str, Any]
     the ranking's score and lead (the table's score kept as `table_score`); the others follow
     in their order, one rank down."""
     own = next((s for s in ranked if s["service"] == root), None)
-    scores = [r["score"] for r in sr.get("ranking", [])]
     mine = next(r for r in sr["ranking"] if r["service"] == root)
-    lead = mine["score"] - max((x for x in scores if x < mine["score"]), default=0.0)
     ev = [{"kind": "behaviour", "text": behaviour_text(b)}
           for b in sr.get("behaviour", []) if b["service"] == root]
     ev += [{"kind": k, "text": f"{KINDS[k][0]}: {v:.2f} of the strongest service's"}
@@ -357,7 +358,7 @@ def stated_first(ranked: list[dict[str, Any]], root: str, sr: dict[str, Any]
                "evidence": []}
     # its score is the ranking's (on which it was stated), the table's own score kept beside
     first = {**own, "rank": 1, "score": mine["score"], "table_score": own["score"],
-             "margin": round(lead, 4), "stated_by": "service ranking",
+             "margin": round(sr["lead"], 4), "stated_by": "service ranking",
              "evidence": [*own["evidence"], *ev]}
     return [first] + [{**s, "rank": s["rank"] + 1} for s in ranked if s["service"] != root]
 
@@ -422,10 +423,8 @@ def suspects(run: Run, ctx: Section, an: Section, tpl: Section, ch: Section) -> 
                             "victim of": ", ".join(r["victim_of"])}
                            for r in sr["ranking"][:5]]) + "\n")
         for b in sr.get("behaviour", [])[:5]:
-            md += (f"\n- behaviour of {md_inline(b['service'])}: in {md_inline(b['context'])}, "
-                   f"{md_inline(b['emission'], 160)} in {b['incident_share']:.0%} of "
-                   f"{b['incident_executions']} executions (normal {b['base_share']:.0%} of "
-                   f"{b['base_executions']})")
+            md += (f"\n- behaviour of {md_inline(b['service'])}: "
+                   f"{md_inline(behaviour_text(b), 400)}")
         if sr.get("behaviour"):
             md += "\n"
     md += ("\n**Root cause:** " + (md_inline(root) if root else "none stated") + " ("

@@ -50,8 +50,12 @@ def test_nothing_past_the_gates_names_no_root_cause() -> None:
 def test_clear_lead_is_stated() -> None:
     t = _table({"a": {"metric": 40.0, "error_share": 0.3}, "b": {"metric": 8.0,
                                                                   "error_share": 0.0}})
-    d = root_cause_of(rank_services(t, CFG), CFG)
+    r = rank_services(t, CFG)
+    d = root_cause_of(r, CFG)
     assert d["root_cause"] == "a"
+    # the lead it was stated on: its score over the next service's
+    scores = r.set_index("service")["score"]
+    assert d["lead"] == scores["a"] - scores.get("b", 0.0)
 
 
 def test_victim_of_a_worse_callee_is_marked_and_can_be_scaled() -> None:

@@ -213,6 +213,7 @@ def test_the_stated_service_leads_the_suspects_with_its_behaviour_as_evidence() 
     sr = {"ranking": [{"rank": 1, "service": "cart", "score": 2.0, "kinds": {"behaviour": 1.0,
                                                                              "error_share": 1.0}},
                       {"rank": 2, "service": "web", "score": 0.5, "kinds": {"metric": 0.5}}],
+          "lead": 1.5,  # as root_cause_of gives it: 2.0 over the next 0.5
           "behaviour": [{"service": "cart", "context": "quote", "emission": "log: quote ready",
                          "base_share": 1.0, "incident_share": 0.0, "base_executions": 200,
                          "incident_executions": 40}]}
