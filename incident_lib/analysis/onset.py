@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["Excursion", "find_excursion", "robust_baseline", "deseasonalize"]
+__all__ = ["Excursion", "find_excursion", "robust_baseline", "deseasonalize", "held_level",
+           "range_check", "RANGE_FACTOR", "MIN_RANGE_BASELINE"]
 
 # Smallest meaningful change per unit, so a flat baseline does not make noise look like signal.
 ABS_FLOOR = {"ratio": 0.005, "seconds": 0.02, "req/s": 0.5, "cores": 0.05, "bytes": 5e6}
@@ -214,3 +215,63 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     if start is not None:
         out.append((start, len(mask) - 1))
     return out
+
+
+# A customer-facing series shows impact only beyond the range it held in its baseline: its
+# level held for `sustain` must pass the highest level it held as long in the baseline by a
+# quarter (of that level's distance from the median) and by the unit's floor. Judged only on a
+# baseline of at least MIN_RANGE_BASELINE: a few minutes do not show a series' range.
+RANGE_FACTOR = 1.25
+MIN_RANGE_BASELINE = pd.Timedelta("10min")
+
+
+def held_level(series: pd.Series, sustain: pd.Timedelta = pd.Timedelta("60s")) -> float | None:
+    """The highest level a series held for `sustain` (every point of a run of that length at
+    or above it); None when the series is shorter than `sustain`."""
+    s = series.dropna().sort_index()
+    if len(s) < 2 or s.index[-1] - s.index[0] < sustain:
+        return None
+    t = np.asarray((s.index - s.index[0]).total_seconds(), dtype=float)
+    v = s.to_numpy(dtype=float)
+    best = None
+    j = 0
+    for i in range(len(v)):  # run [i, j]: the first j with t[j] - t[i] >= sustain
+        j = max(j, i)
+        while j < len(v) and t[j] - t[i] < sustain.total_seconds():
+            j += 1
+        if j >= len(v):
+            break
+        low = float(v[i:j + 1].min())
+        best = low if best is None else max(best, low)
+    return best
+
+
+def range_check(series: pd.Series, split: pd.Timestamp, *, unit: str = "",
+                direction: str = "up", sustain: pd.Timedelta = pd.Timedelta("60s"),
+                min_baseline: pd.Timedelta = MIN_RANGE_BASELINE) -> dict[str, Any]:
+    """Did the series, from `split` on, hold a level beyond the range it held before?
+
+    {judged, beyond, level, baseline_range, baseline_median, baseline_minutes}: levels are
+    held for `sustain` (held_level, on the series turned so that "worse" is up), compared
+    with the baseline's as RANGE_FACTOR x its distance from the baseline median plus the
+    unit's floor. Not judged (beyond False) with less than `min_baseline` of baseline.
+    """
+    s = series.dropna().sort_index().astype(float)
+    base, after = s[s.index < split], s[s.index >= split]
+    covered = (base.index[-1] - base.index[0]) if len(base) > 1 else pd.Timedelta(0)
+    out: dict[str, Any] = {"judged": False, "beyond": False, "level": None,
+                           "baseline_range": None, "baseline_median": None,
+                           "baseline_minutes": round(covered.total_seconds() / 60, 1)}
+    if covered < min_baseline:
+        return out
+    sign = -1.0 if direction == "down" else 1.0
+    med = float(base.median())
+    dev_base = held_level(sign * (base - med), sustain)
+    dev_after = held_level(sign * (after - med), sustain)
+    if dev_base is None or dev_after is None:
+        return out
+    floor = ABS_FLOOR.get(unit, 0.0)
+    bound = max(RANGE_FACTOR * max(dev_base, 0.0), max(dev_base, 0.0) + floor)
+    return {**out, "judged": True, "beyond": bool(dev_after > bound),
+            "level": med + sign * dev_after, "baseline_range": med + sign * dev_base,
+            "baseline_median": med}

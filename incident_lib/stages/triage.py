@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..analysis.onset import find_excursion
+from ..analysis.onset import find_excursion, range_check
 from ..analysis.outcome import strongest_deviation
 from ..analysis.severity import assess_severity
 from ..core.config import DEFAULT_SEVERITY_POLICY
@@ -26,7 +26,7 @@ from ..report.display import Figure, Section
 from ..report.plots import plot_golden_signals
 from ..report.render import fmt_duration, fmt_pct, fmt_time, render_template
 from ..runs.folder import Run
-from .common import entrypoints_of, outcome_of, signal_frames
+from .common import alert_lead, entrypoints_of, outcome_of, signal_frames
 from .state import current_state
 
 __all__ = ["summarize", "golden_signals", "log_volume", "detect_onset", "measure_impact",
@@ -249,6 +249,7 @@ def measure_impact(run: Run, sig: Section, onset: Section) -> Section:
             row[f"{name} baseline"] = float(m["baseline"].iat[0]) if len(m) else np.nan
             row[f"{name} peak"] = float(m["peak"].iat[0]) if len(m) else np.nan
         per.append(row)
+    ranges = customer_ranges(run, frames, eps, t_on)
     status = "resolved" if inc.resolved_at else ("mitigated" if recovered is not None
                                                   else "ongoing")
     duration = ((recovered or as_of) - t_on).total_seconds()
@@ -264,6 +265,8 @@ def measure_impact(run: Run, sig: Section, onset: Section) -> Section:
         "per_service": per,
         "users_affected": None,
         "caveats": caveats,
+        "range_checks": ranges,
+        "beyond_range": [r["series"] for r in ranges if r["beyond"]],
     }
     failing = ("no error data (no error-rate signal in the telemetry)" if share is None else
                f"{fmt_pct(share, 2)} (~{data['failed_requests']:,} of "
@@ -277,6 +280,30 @@ def measure_impact(run: Run, sig: Section, onset: Section) -> Section:
           f"\n- **Users affected:** TODO (no user-level telemetry)\n\n"
           + md_table(pd.DataFrame(per)))
     return Section("Impact and blast radius", md, data)
+
+
+def customer_ranges(run: Run, frames: dict[str, pd.DataFrame], eps: list[str],
+                    t_on: pd.Timestamp) -> list[dict[str, Any]]:
+    """Each impact signal of the customer-facing services judged against the range it held
+    in its baseline (analysis.onset.range_check): before the alert's lead (`for:` plus lag)
+    when an alert fired, else before the onset. A heavy-tailed series that merely returns to
+    a level it already held is not customer impact."""
+    alert = run.incident.alert_ts
+    split = alert - alert_lead(run.incident.topology or {}) if alert is not None else t_on
+    out = []
+    for name, d in run.signals.items():
+        df = frames.get(name)
+        if d.role not in IMPACT_ROLES or df is None or df.empty:
+            continue
+        for ep in eps:
+            g = df[df["service"] == ep]
+            if g.empty:
+                continue
+            r = range_check(g.set_index("time")["value"], split, unit=d.unit,
+                            direction=d.direction)
+            out.append({"series": f"{name}{{service={ep}}}", "signal": name, "service": ep,
+                        "role": d.role, **r})
+    return out
 
 
 def _step(df: pd.DataFrame) -> float:
