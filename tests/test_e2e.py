@@ -197,6 +197,45 @@ def test_quiet_window_says_no_incident_found(tmp_path: Path, demo_data: Path) ->
     assert "chg-1002" not in text.split("## Timeline")[0]  # the decoy only in the timeline
 
 
+def test_alert_on_a_quiet_window_where_one_internal_series_moves_finds_no_incident(
+        tmp_path: Path, demo_data: Path) -> None:
+    """An alert fires at 09:51 while only inventory's p99 bumps (85 -> 210 ms): triage dates an
+    onset from it, but the customer-facing signals stay in the range they held and the
+    window's logs show no rise in errors, so the outcome is no incident: no cause, no action
+    (with ~50 services' series, one always moves)."""
+    import dataclasses
+
+    from incident_lib.core.config import load_config
+    from incident_lib.pipeline.alerts import incident_from_cli
+    from incident_lib.pipeline.runner import create_run, execute
+
+    inc = incident_from_cli("inventory", "2026-11-20T09:15:00Z", "2026-11-20T10:10:00Z",
+                            load_config(data_dir=demo_data), "quiet-alert")
+    inc = dataclasses.replace(inc, alert_time="2026-11-20T09:51:00Z")
+    path = create_run(inc, root=tmp_path)
+    st = execute(path, export=False)
+    assert st["state"] == "ok", st["stages"]
+    tri = _findings(path, "triage")
+    assert tri["onset"]["time"] is not None and tri["impact"]["affected_services"] == [
+        "inventory"]
+    checks = {r["series"]: r for r in tri["impact"]["range_checks"]}
+    assert set(checks) == {"error_rate{service=frontend}", "latency_p99{service=frontend}"}
+    assert all(r["judged"] and not r["beyond"] for r in checks.values())
+    cor = _findings(path, "correlation")
+    assert cor["service_ranking"]["corroboration"]["found"] == []
+    why = _findings(path, "five_whys")
+    assert why["outcome"]["kind"] == "no_incident", why["outcome"]
+    assert why["root_cause"]["stated"] is False and why["decision"]["decision"] == "none"
+    assert why["whys"] == []
+    text = (path / "report.md").read_text()
+    head = "\n".join(text.splitlines()[:12])
+    assert "**no incident found**" in head and "on inventory" in head
+    assert "no customer-facing signal left the range it held in the baseline" in head
+    assert "**Recommended action:** none" in head
+    for invented in ("**roll back", "The most likely root cause", "Find and fix"):
+        assert invented not in text, invented
+
+
 def test_window_without_data_is_inconclusive_on_the_first_screen(tmp_path: Path,
                                                                  demo_data: Path) -> None:
     """Every query returns 0 rows: 'inconclusive: no data in the window', nothing invented."""

@@ -8,9 +8,20 @@ decided from what was measured, never from what was hoped for:
   does not show what the alert saw);
 - no_incident: data was there and no impact signal moved in a sustained way; the strongest
   deviation seen is still reported (even a small one), so a person can judge it;
-- incident: an onset was measured from an impact signal.
+- incident: an onset was measured from an impact signal, and (once correlation has read the
+  logs and spans) the fault shows beyond the background: the logs and spans show it (errors
+  rising beyond sampling noise, operations behaving differently: `corroboration_of`), or a
+  customer-facing impact signal left the range it held in its baseline
+  (`onset.range_check`).
 
-Without an onset there is no root cause, no rollback and no fix action.
+An onset alone does not make an incident once the logs and spans are read: with ~50 services'
+latency series some series always moves (a heavy-tailed p99 reaching a level it already held),
+so an onset that neither the logs and spans nor the customer-facing signals confirm gives
+no_incident (logs or spans with a baseline were read and show nothing) or inconclusive (there
+were none to read). Before correlation (`corroboration` None, the triage's first screen) the
+onset decides, as the first estimate.
+
+Without an incident there is no root cause, no rollback and no fix action.
 """
 
 from __future__ import annotations
@@ -22,8 +33,8 @@ import pandas as pd
 
 from .onset import robust_baseline
 
-__all__ = ["strongest_deviation", "decide_outcome", "root_cause_claim", "fmt_value",
-           "OUTCOME_KINDS"]
+__all__ = ["strongest_deviation", "decide_outcome", "corroboration_of", "root_cause_claim",
+           "fmt_value", "OUTCOME_KINDS"]
 
 OUTCOME_KINDS = ("incident", "no_incident", "inconclusive")
 SMOOTH_POINTS = 5  # rolling median: a single-scrape blip is not a deviation
@@ -105,8 +116,15 @@ def decide_outcome(
     metric_rows: dict[str, int],
     strongest: dict[str, Any] | None,
     affected: list[str] | None = None,
+    range_checks: list[dict[str, Any]] | None = None,
+    corroboration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """{kind, reasons, checked, strongest_deviation} from what the stages measured."""
+    """{kind, reasons, checked, strongest_deviation} from what the stages measured.
+
+    range_checks: the customer-facing impact series judged against their baseline range
+    ({series, judged, beyond}; None: not checked). corroboration: `corroboration_of` from
+    correlation (None: not read yet).
+    """
     checked = []
     if metric_rows:
         with_data = sorted(k for k, v in metric_rows.items() if v)
@@ -135,11 +153,89 @@ def decide_outcome(
         reasons.append("no impact signal (error rate, p99 latency) moved in a sustained way "
                        "in the window")
     else:
-        kind = "incident"
-        reasons.append(f"impact began at {pd.Timestamp(onset):%Y-%m-%d %H:%M:%S} UTC"
-                       + (f" on {', '.join(affected)}" if affected else ""))
+        moved = (f"impact signals moved from {pd.Timestamp(onset):%Y-%m-%d %H:%M:%S} UTC"
+                 + (f" on {_names(affected)}" if affected else ""))
+        found = (corroboration or {}).get("found") or []
+        measured = (corroboration or {}).get("measured") or []
+        if corroboration is not None:
+            checked += measured
+        checks = range_checks or []
+        beyond_range = [str(r["series"]) for r in checks if r.get("beyond")]
+        unjudged = [str(r["series"]) for r in checks if not r.get("judged")]
+        if corroboration is None or range_checks is None:  # first estimate: the onset
+            kind = "incident"
+            reasons.append(f"impact began at {pd.Timestamp(onset):%Y-%m-%d %H:%M:%S} UTC"
+                           + (f" on {', '.join(affected)}" if affected else ""))
+        elif found or beyond_range:
+            kind = "incident"
+            reasons.append(f"impact began at {pd.Timestamp(onset):%Y-%m-%d %H:%M:%S} UTC"
+                           + (f" on {_names(affected)}" if affected else ""))
+            if beyond_range:
+                reasons.append(f"{_names(beyond_range)} left the range held in the baseline")
+            if found:
+                reasons.append("the logs and spans show it: " + "; ".join(found[:3])
+                               + (f" (and {len(found) - 3} more)" if len(found) > 3 else ""))
+        else:
+            if not checks:
+                within = "no impact signal of the customer-facing services has data"
+            elif len(unjudged) == len(checks):
+                within = ("the customer-facing signals' baselines are too short to judge "
+                          "their range")
+            elif unjudged:
+                within = (f"no customer-facing signal left the range it held in the baseline "
+                          f"(too short a baseline to judge: {_names(unjudged)})")
+            else:
+                within = "no customer-facing signal left the range it held in the baseline"
+            if measured:
+                kind = "no_incident"
+                reasons.append(f"{moved}, but {within}, and the {' and the '.join(measured)} "
+                               "show no rise in errors and no operation behaving differently "
+                               "than in the baseline")
+            else:
+                kind = "inconclusive"
+                reasons.append(f"{moved}, but {within}, and there are no logs or spans with a "
+                               "baseline to confirm a fault (add them to the sources, or a "
+                               "reference period)")
     return {"kind": kind, "reasons": reasons, "checked": checked,
             "strongest_deviation": strongest}
+
+
+def _names(items: list[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def corroboration_of(log_evidence: pd.DataFrame | None, behaviour: pd.DataFrame | None,
+                     *, error_gate: float, behaviour_gate: float) -> dict[str, Any]:
+    """What the logs and spans of the window say about a fault: {measured, found}.
+
+    measured names what was compared with a baseline (log lines per service; operation
+    executions from spans); found holds one sentence per service whose error share rose
+    beyond sampling noise by at least `error_gate` (evidence.log_evidence's
+    error_share_delta) or whose operations changed what they do by at least
+    `behaviour_gate` (behaviour.behaviour_evidence), strongest first. The gates are the
+    ranking's (rootcause.RankConfig), so what confirms an incident is what ranks a cause.
+    """
+    measured: list[str] = []
+    found: list[tuple[float, str]] = []
+    le = log_evidence if log_evidence is not None else pd.DataFrame()
+    if len(le):
+        measured.append(f"{int(le['lines_incident'].sum()):,} log lines of the window "
+                        f"({int(le['lines_baseline'].sum()):,} in the baseline)")
+        for r in le[le["error_share_delta"] >= error_gate].itertuples():
+            found.append((float(r.error_share_delta),
+                          f"{r.service}: error lines {r.errors_incident} of {r.lines_incident}"
+                          f" (baseline {r.errors_baseline} of {r.lines_baseline})"))
+    be = behaviour if behaviour is not None else pd.DataFrame()
+    if len(be):
+        measured.append(f"operations of {len(be)} services in the spans")
+        for r in be[be["behaviour"] >= behaviour_gate].itertuples():
+            found.append((float(r.behaviour),
+                          f"{r.service} in {r.context}: {r.emission} in "
+                          f"{r.incident_share:.0%} of {r.incident_executions} executions "
+                          f"(normal {r.base_share:.0%} of {r.base_executions})"))
+    found.sort(key=lambda x: -x[0])
+    return {"measured": measured, "found": [t for _, t in found]}
 
 
 # A cause is stated as "most likely" only with all of these; see the closing note of issue 14

@@ -100,9 +100,13 @@ def alert_lead(topology: dict[str, Any]) -> pd.Timedelta:
     return pd.Timedelta(str(topology.get("alert_for") or "5m")) + pd.Timedelta("2min")
 
 
-def outcome_of(run: Run, triage: dict[str, Any] | Findings | None) -> dict[str, Any]:
-    """The investigation's outcome from triage findings and what the evidence queries returned."""
+def outcome_of(run: Run, triage: dict[str, Any] | Findings | None,
+               correlation: dict[str, Any] | Findings | None = None) -> dict[str, Any]:
+    """The investigation's outcome from triage findings, what the evidence queries returned
+    and, once correlation ran, what its logs and spans confirm (`corroboration`)."""
     tri = (triage.to_dict() if isinstance(triage, Findings) else triage) or {}
+    cor = (correlation.to_dict() if isinstance(correlation, Findings) else correlation) or {}
+    impact = tri.get("impact") or {}
     idx = run.evidence_index()
     ev_rows = {k: int(v.get("rows") or 0) for k, v in idx.items()
                if not k.startswith("signal_") and v.get("backend") != "analysis"}
@@ -118,7 +122,9 @@ def outcome_of(run: Run, triage: dict[str, Any] | Findings | None) -> dict[str, 
                           alerted=run.incident.alert_time is not None, evidence_rows=ev_rows,
                           metric_rows=metric_rows,
                           strongest=tri.get("strongest_deviation"),
-                          affected=(tri.get("impact") or {}).get("affected_services"))
+                          affected=impact.get("affected_services"),
+                          range_checks=impact.get("range_checks"),
+                          corroboration=(cor.get("service_ranking") or {}).get("corroboration"))
 
 
 def tool_links(run: Run, service: str | None = None) -> dict[str, Any]:

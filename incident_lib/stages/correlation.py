@@ -10,7 +10,7 @@ from scipy import stats
 from ..analysis.anomalies import rank_anomalies
 from ..analysis.behaviour import behaviour_evidence
 from ..analysis.evidence import log_evidence, metric_excursions, named_in_errors
-from ..analysis.outcome import CONFIDENT_MARGIN, CONFIDENT_SCORE
+from ..analysis.outcome import CONFIDENT_MARGIN, CONFIDENT_SCORE, corroboration_of
 from ..analysis.rootcause import (
     KINDS,
     RankConfig,
@@ -296,7 +296,9 @@ def service_ranking(run: Run, ctx: Section, logs: pd.DataFrame | None,
            "behaviour": changed, "behaviour_window": [iso(firing[0]), iso(firing[1])],
            "behaviour_baseline": "reference period" if ref_b is not None else "period before",
            "calls_from": "topology" if calls_of(run) else ("spans" if calls else "none"),
-           "events_baseline": "reference period" if ref is not None else "period before"}
+           "events_baseline": "reference period" if ref is not None else "period before",
+           "corroboration": corroboration_of(le, be, error_gate=cfg.gates["error_share"],
+                                             behaviour_gate=cfg.gates["behaviour"])}
     if note:
         out["note"] = note
     return out

@@ -32,7 +32,7 @@ def context(run: Run) -> Section:
     tpl = run.evidence("log_templates") if "log_templates" in idx else pd.DataFrame()
     queries = {k: v.get("query", "") for k, v in idx.items()}
     top = cor["suspects"][0] if cor["suspects"] else None
-    outcome = outcome_of(run, tri)
+    outcome = outcome_of(run, tri, cor)
     claim = root_cause_claim(outcome, cor)
     reasons = md_inline("; ".join(outcome["reasons"]), 600)
     md = f"**Outcome: {OUTCOME_WORDS[outcome['kind']]}** ({reasons})."

@@ -93,7 +93,7 @@ def _context(run: Run, g: Section, tl: Section) -> dict[str, Any]:
     tri = {"onset": {}, "impact": {}, "severity": None, "changes": [], **(f["triage"] or {})}
     cor, why = f["correlation"] or {}, f["five_whys"] or {}
     inc = run.incident
-    outcome = why.get("outcome") or outcome_of(run, f["triage"])
+    outcome = why.get("outcome") or outcome_of(run, f["triage"], f["correlation"])
     incident = outcome["kind"] == "incident"
     claim = why.get("root_cause") or root_cause_claim(outcome, cor)
     onset = (tri.get("onset") or {}).get("time") if incident else None

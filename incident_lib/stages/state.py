@@ -64,7 +64,9 @@ def current_state(
     rec = impact.get("recovered")
     if kind == "no_incident":
         return {"state": "No incident found", "color": "🟢", "mitigation": None,
-                "summary": "no sustained change in the impact signals",
+                "summary": "no sustained change in the impact signals" if not
+                impact.get("onset") else "signals moved within their background, unconfirmed "
+                "by the customer-facing signals, logs and spans",
                 "action": action or "none: nothing to roll back or fix",
                 "next_update": None, "every_min": None}
     if kind == "inconclusive":

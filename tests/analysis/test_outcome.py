@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from incident_lib.analysis.outcome import decide_outcome, root_cause_claim, strongest_deviation
+from incident_lib.analysis.outcome import (
+    corroboration_of,
+    decide_outcome,
+    root_cause_claim,
+    strongest_deviation,
+)
 
 T0 = pd.Timestamp("2026-01-01T09:00Z")
 
@@ -73,6 +78,64 @@ def test_quiet_window_is_no_incident_and_keeps_the_deviation() -> None:
 def test_onset_is_an_incident() -> None:
     out = _decide(onset="2026-01-01T10:42:15Z", affected=["payments"])
     assert out["kind"] == "incident" and "10:42:15" in out["reasons"][0]
+
+
+ONSET = "2026-01-01T10:42:15Z"
+WITHIN = [{"series": "latency_p99{service=web}", "judged": True, "beyond": False}]
+LOGS = {"measured": ["9,000 log lines of the window (30,000 in the baseline)"], "found": []}
+
+
+def test_an_onset_is_the_first_estimate_before_logs_and_spans_are_read() -> None:
+    assert _decide(onset=ONSET, range_checks=WITHIN)["kind"] == "incident"
+    assert _decide(onset=ONSET, corroboration=LOGS)["kind"] == "incident"  # old findings
+
+
+def test_moves_the_logs_and_spans_do_not_confirm_are_no_incident() -> None:
+    """One internal service's p99 moved; the customer-facing p99 stayed in its range and the
+    logs of the window show nothing: the background of ~50 series, not an incident."""
+    out = _decide(onset=ONSET, affected=["inventory"], range_checks=WITHIN,
+                  corroboration=LOGS)
+    assert out["kind"] == "no_incident"
+    assert "inventory" in out["reasons"][0] and "9,000 log lines" in out["reasons"][0]
+    assert "no customer-facing signal left the range" in out["reasons"][0]
+
+
+def test_without_logs_or_spans_unconfirmed_moves_are_inconclusive() -> None:
+    out = _decide(onset=ONSET, alerted=True, affected=["inventory"], range_checks=WITHIN,
+                  corroboration={"measured": [], "found": []})
+    assert out["kind"] == "inconclusive" and "no logs or spans" in out["reasons"][0]
+    short = [{**WITHIN[0], "judged": False}]
+    out = _decide(onset=ONSET, range_checks=short, corroboration={"measured": [], "found": []})
+    assert "too short to judge" in out["reasons"][0]
+
+
+def test_logs_confirming_a_fault_or_a_customer_signal_beyond_its_range_is_an_incident() -> None:
+    found = {**LOGS, "found": ["payments: error lines 1991 of 8051 (baseline 0 of 17020)"]}
+    out = _decide(onset=ONSET, range_checks=WITHIN, corroboration=found)
+    assert out["kind"] == "incident" and "error lines 1991 of 8051" in " ".join(out["reasons"])
+    beyond = [{**WITHIN[0], "beyond": True}]
+    out = _decide(onset=ONSET, range_checks=beyond, corroboration=LOGS)
+    assert out["kind"] == "incident"
+    assert "latency_p99{service=web} left the range" in " ".join(out["reasons"])
+
+
+def test_corroboration_counts_what_passes_the_ranking_gates() -> None:
+    le = pd.DataFrame({"service": ["payments", "cart"], "lines_baseline": [17020, 500],
+                       "lines_incident": [8051, 200], "errors_baseline": [0, 1],
+                       "errors_incident": [1991, 2], "error_share_delta": [0.24, 0.0]})
+    be = pd.DataFrame({"service": ["orders", "cart"], "behaviour": [0.35, 0.1],
+                       "context": ["POST /orders", "GET /cart"],
+                       "emission": ["call payments POST /pay", "log 'cart read'"],
+                       "base_share": [0.0, 0.5], "incident_share": [0.4, 0.62],
+                       "base_executions": [300, 80], "incident_executions": [120, 40]})
+    c = corroboration_of(le, be, error_gate=0.01, behaviour_gate=0.2)
+    assert c["measured"] == ["8,251 log lines of the window (17,520 in the baseline)",
+                             "operations of 2 services in the spans"]
+    assert c["found"] == ["orders in POST /orders: call payments POST /pay in 40% of 120 "
+                          "executions (normal 0% of 300)",
+                          "payments: error lines 1991 of 8051 (baseline 0 of 17020)"]
+    assert corroboration_of(None, None, error_gate=0.01, behaviour_gate=0.2) == {
+        "measured": [], "found": []}
 
 
 def _sus(score: float, margin: float) -> dict:
