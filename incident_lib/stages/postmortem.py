@@ -127,13 +127,26 @@ def _context(run: Run, g: Section, tl: Section) -> dict[str, Any]:
         "impact": impact, "onset": onset, "entry_peak": max(peaks) if peaks else None,
         "mttd_s": mttd, "top": top, "first_mover": first,
         "first_mover_cause": _side_effect(first, changes) if first else None,
-        "suspects": suspects[:5], "mitigation": mitigation, "timeline": tl.data["events"],
+        "suspects": suspects[:5], "ranking": ranking_rows(cor) if incident else [],
+        "ranking_reason": (cor.get("service_ranking") or {}).get("reason") or "",
+        "mitigation": mitigation, "timeline": tl.data["events"],
         "missing": g.data["missing"], "partial": g.data["partial"], "queries": queries,
         # stated as fact only with a strong score, evidence and a clear lead over the next
         "confident": bool(claim.get("stated")),
         "response_target": RESPONSE_TARGET,
         "generated": iso(pd.Timestamp.now(tz="UTC")),
     }
+
+
+def ranking_rows(cor: dict[str, Any], n: int = 5) -> list[dict[str, Any]]:
+    """The service ranking's top n for the report: rank, service, score and its evidence kinds
+    (the ranking decides whether a root cause is stated; the suspects table may lead with
+    another service, so the reader sees both)."""
+    rows = ((cor or {}).get("service_ranking") or {}).get("ranking") or []
+    return [{"rank": r.get("rank"), "service": r.get("service"), "score": r.get("score"),
+             "evidence": ", ".join(f"{k} {v:.2f}" for k, v in (r.get("kinds") or {}).items())
+             + (f"; victim of {', '.join(r['victim_of'])}" if r.get("victim_of") else "")}
+            for r in rows[:n]]
 
 
 def _tool_link_rows(run: Run, top: dict[str, Any] | None) -> dict[str, Any]:
