@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .evidence import _is_error, share_change
+from .evidence import is_error_line, share_change
 
 __all__ = ["BEHAVIOUR_COLUMNS", "behaviour_evidence", "executions", "parameter_siblings"]
 
@@ -123,7 +123,7 @@ def _emissions(spans: pd.DataFrame, logs: pd.DataFrame | None,
         if "template" in lg:
             labels.update(dict(zip(key, "log: " + lg["template"].astype(str), strict=False)))
         parts.append(pd.DataFrame({"execution": ex.to_numpy(), "emission": key.to_numpy()}))
-        err = lg[_is_error(lg["level"], lg["message"])] if "level" in lg else lg.iloc[:0]
+        err = lg[is_error_line(lg["level"], lg["message"])] if "level" in lg else lg.iloc[:0]
         parts.append(pd.DataFrame({"execution": ex[err.index].to_numpy(), "emission": FAILED}))
     if "status" in sp:
         bad = sp[sp["status"].astype("string").str.lower().eq("error").fillna(False)]

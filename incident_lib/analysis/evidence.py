@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["metric_excursions", "log_evidence", "named_in_errors", "share_change",
+__all__ = ["metric_excursions", "log_evidence", "named_in_errors", "share_change", "is_error_line",
            "poisson_change", "ERROR_PATTERN"]
 
 ERROR_PATTERN = re.compile(r"(?:^|[\s.:$])(?:[A-Za-z]+Exception|[A-Za-z]+Error)\b|^\s+at\s|"
@@ -130,7 +130,7 @@ def metric_excursions(
     return out.sort_values("z", ascending=False, ignore_index=True)
 
 
-def _is_error(level: pd.Series, message: pd.Series) -> np.ndarray:
+def is_error_line(level: pd.Series, message: pd.Series) -> np.ndarray:
     """Error lines: an error level, or an exception / stack-trace line (level may be None)."""
     lv = level.astype("string").str.lower().isin(ERROR_LEVELS).fillna(False).to_numpy(bool)
     ex = message.astype(str).str.contains(ERROR_PATTERN, regex=True).to_numpy(bool)
@@ -178,8 +178,8 @@ def log_evidence(
                       keys.get_level_values(1), "up": up, "down": down})
     names = pd.concat([base, inc])[["template_id", "template"]].drop_duplicates("template_id")
     t = t.merge(names, on="template_id", how="left")
-    eb = base.assign(err=_is_error(base["level"], base["message"])).groupby("service")["err"]
-    ei = inc.assign(err=_is_error(inc["level"], inc["message"])).groupby("service")["err"]
+    eb = base.assign(err=is_error_line(base["level"], base["message"])).groupby("service")["err"]
+    ei = inc.assign(err=is_error_line(inc["level"], inc["message"])).groupby("service")["err"]
     lb, li = base.groupby("service").size(), inc.groupby("service").size()
     rows = []
     rng = np.random.default_rng(0)
@@ -270,10 +270,10 @@ def named_in_errors(
     if logs.empty or not known:
         return pd.DataFrame(columns=cols)
     pat = re.compile(r"(?<![\w-])(" + "|".join(re.escape(s) for s in known) + r")(?![\w-])")
-    err = logs[_is_error(logs["level"], logs["message"])]
+    err = logs[is_error_line(logs["level"], logs["message"])]
     hist = None
     if history is not None and not history.empty:
-        hist = history[_is_error(history["level"], history["message"])]
+        hist = history[is_error_line(history["level"], history["message"])]
 
     def count(df: pd.DataFrame) -> tuple[dict[str, int], dict[str, set[str]]]:
         n: dict[str, int] = {}

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from incident_lib.analysis.evidence import (
+    is_error_line,
     log_evidence,
     metric_excursions,
     named_in_errors,
@@ -119,3 +120,18 @@ def test_an_error_share_that_moves_by_chance_does_not_count() -> None:
     out = log_evidence(_logs(rows), BASE, INC).set_index("service")
     assert out.loc["job", "error_share_delta"] == 0.0
     assert abs(out.loc["pay", "error_share_delta"] - 10 / 50) < 1e-9
+
+
+def test_error_lines_by_level_or_by_exception_text_when_the_level_is_missing() -> None:
+    level = pd.Series(["ERROR", None, float("nan"), "INFO", None, "warn", None])
+    message = pd.Series([
+        "payment failed",
+        "java.lang.IllegalStateException: No instances available for ts-basic-service",
+        "\tat com.example.Foo.bar(Foo.java:42)",
+        "request served in 12 ms",
+        "Caused by: java.net.SocketTimeoutException: Read timed out",
+        "retrying in 1 s",
+        "ErrorPageFilter registered",  # a word starting with Error is not an error
+    ])
+    assert is_error_line(level, message).tolist() == [True, True, True, False, True, False,
+                                                      False]
