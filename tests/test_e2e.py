@@ -234,6 +234,10 @@ def test_alert_on_a_quiet_window_where_one_internal_series_moves_finds_no_incide
     assert "**Recommended action:** none" in head
     for invented in ("**roll back", "The most likely root cause", "Find and fix"):
         assert invented not in text, invented
+    from incident_lib.stages.status import append_status_update
+
+    update = append_status_update(path)  # a later status update agrees with the report
+    assert "No incident found" in update and "Investigating" not in update
 
 
 def test_window_without_data_is_inconclusive_on_the_first_screen(tmp_path: Path,

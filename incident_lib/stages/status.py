@@ -59,7 +59,8 @@ def append_status_update(run_path: Path, action: str | None = None) -> str:
     tri = triage.run(run, save=False, frames=frames, changes_frame=changes,
                      action=action or notes.get("current_action"),
                      resolved=bool(notes.get("resolved")), recommendation=rec,
-                     cause_stated=bool(claim.get("stated")))
+                     cause_stated=bool(claim.get("stated")),
+                     correlation=run.findings("correlation"))
     upd, severity = tri.status_update, tri.severity
     assert upd is not None and severity is not None  # triage.run always assesses both
     text = upd.text

@@ -347,12 +347,16 @@ def plot(run: Run, sig: Section, onset: Section, changes: Section) -> Figure:
 
 def status_update(run: Run, severity: Section, impact: Section, changes: Section,
                   action: str | None = None, *, recommendation: str | None = None,
-                  cause_stated: bool = False, resolved_at: str | None = None) -> Section:
-    """The status update from the current state: 🔴/🟡/🟢, status, impact, action, next update."""
+                  cause_stated: bool = False, resolved_at: str | None = None,
+                  correlation: dict[str, Any] | None = None) -> Section:
+    """The status update from the current state: 🔴/🟡/🟢, status, impact, action, next update.
+
+    `correlation` (its findings, once it ran) lets the outcome weigh what the logs and spans
+    confirm; without it the onset is the first estimate."""
     d = impact.data
     level = severity.data["level"]
     ch = changes.data["frame"]
-    outcome = outcome_of(run, {"onset": {"time": d.get("onset")}, "impact": d})
+    outcome = outcome_of(run, {"onset": {"time": d.get("onset")}, "impact": d}, correlation)
     st = current_state(outcome=outcome, impact=d, severity=level, changes=_records(ch),
                        recommendation=recommendation, cause_stated=cause_stated,
                        resolved_at=resolved_at or run.incident.resolved_at, action=action,
@@ -441,12 +445,14 @@ def save(run: Run, sig: Section, onset: Section, impact: Section, severity: Sect
 def run(run: Run, *, save: bool = True, frames: dict[str, pd.DataFrame] | None = None,
         changes_frame: pd.DataFrame | None = None, action: str | None = None,
         resolved: bool = False, recommendation: str | None = None,
-        cause_stated: bool = False) -> TriageFindings:
+        cause_stated: bool = False, correlation: dict[str, Any] | None = None
+        ) -> TriageFindings:
     """The whole triage in one call (as the notebook runs it, without the KB search).
 
     With `frames` / `changes_frame` it assesses numbers the caller queried (status updates use
     the current numbers); `resolved` marks the incident resolved; `save` writes the findings;
-    `recommendation` and `cause_stated` (from the 5 Whys) let the status say "Identified".
+    `recommendation` and `cause_stated` (from the 5 Whys) let the status say "Identified";
+    `correlation` (its findings) lets the status weigh what the logs and spans confirm.
     """
     if frames is None:
         sig = golden_signals(run)
@@ -461,7 +467,8 @@ def run(run: Run, *, save: bool = True, frames: dict[str, pd.DataFrame] | None =
     changes = recent_changes(run) if changes_frame is None else Section(
         "Changes", "", {"frame": changes_frame})
     update = status_update(run, severity, impact, changes, action,
-                           recommendation=recommendation, cause_stated=cause_stated)
+                           recommendation=recommendation, cause_stated=cause_stated,
+                           correlation=correlation)
     findings = _with_outcome(run, collect(sig, onset, impact, severity, changes, update))
     findings.extra["evidence_health"] = run.evidence_health()
     if save:
