@@ -221,6 +221,11 @@ def test_alert_on_a_quiet_window_where_one_internal_series_moves_finds_no_incide
     checks = {r["series"]: r for r in tri["impact"]["range_checks"]}
     assert set(checks) == {"error_rate{service=frontend}", "latency_p99{service=frontend}"}
     assert all(r["judged"] and not r["beyond"] for r in checks.values())
+    # the window holds 29 min before the alert's lead: the range is read from up to 2 h of
+    # the series before it (recorded as evidence), not from the window alone
+    assert all(r["baseline_minutes"] > 40 for r in checks.values())  # data from 09:00
+    idx = json.loads((path / "evidence" / "index.json").read_text())
+    assert {"history_error_rate_0", "history_latency_p99_0"} <= set(idx)
     cor = _findings(path, "correlation")
     assert cor["service_ranking"]["corroboration"]["found"] == []
     why = _findings(path, "five_whys")

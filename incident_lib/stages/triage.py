@@ -26,6 +26,7 @@ from ..report.display import Figure, Section
 from ..report.plots import plot_golden_signals
 from ..report.render import fmt_duration, fmt_pct, fmt_time, render_template
 from ..runs.folder import Run
+from ..sources.base import choose_step
 from .common import alert_lead, entrypoints_of, outcome_of, signal_frames
 from .state import current_state
 
@@ -282,23 +283,52 @@ def measure_impact(run: Run, sig: Section, onset: Section) -> Section:
     return Section("Impact and blast radius", md, data)
 
 
+RANGE_HISTORY = pd.Timedelta("2h")  # how far back a customer-facing series' range is read
+
+
+def _history(run: Run, name: str, k: int, ep: str, t0: pd.Timestamp) -> pd.DataFrame | None:
+    """The signal of one customer-facing service from t0 to the window's end, recorded as
+    evidence `history_<signal>_<k>` (k: the service's position among the entrypoints, so no
+    label reaches a file name); None when the backend cannot answer."""
+    key = f"history_{name}_{k}"
+    if key in run.evidence_index():
+        df = run.evidence(key)
+    else:
+        inc = run.incident
+        try:
+            res = run.metrics.query_signal(name, t0, inc.end_ts, choose_step(t0, inc.end_ts),
+                                           {"service": ep})
+        except SourceError:
+            return None
+        df = run.record(key, res, "triage")
+    if len(df):
+        df["time"] = pd.to_datetime(df["time"], utc=True)
+    return df
+
+
 def customer_ranges(run: Run, frames: dict[str, pd.DataFrame], eps: list[str],
                     t_on: pd.Timestamp) -> list[dict[str, Any]]:
     """Each impact signal of the customer-facing services judged against the range it held
-    in its baseline (analysis.onset.range_check): before the alert's lead (`for:` plus lag)
-    when an alert fired, else before the onset. A heavy-tailed series that merely returns to
-    a level it already held is not customer impact."""
-    alert = run.incident.alert_ts
-    split = alert - alert_lead(run.incident.topology or {}) if alert is not None else t_on
+    in its baseline (analysis.onset.range_check): up to RANGE_HISTORY before the alert's lead
+    (`for:` plus lag) when an alert fired, else before the onset, read from the metrics
+    backend when the window starts later. A heavy-tailed series that merely returns to a level
+    it already held is not customer impact."""
+    inc = run.incident
+    alert = inc.alert_ts
+    split = alert - alert_lead(inc.topology or {}) if alert is not None else t_on
     out = []
     for name, d in run.signals.items():
         df = frames.get(name)
         if d.role not in IMPACT_ROLES or df is None or df.empty:
             continue
-        for ep in eps:
+        for k, ep in enumerate(eps):
             g = df[df["service"] == ep]
             if g.empty:
                 continue
+            if split - RANGE_HISTORY < inc.start_ts:
+                hist = _history(run, name, k, ep, split - RANGE_HISTORY)
+                if hist is not None and len(hist):
+                    g = hist[hist["service"] == ep]
             r = range_check(g.set_index("time")["value"], split, unit=d.unit,
                             direction=d.direction)
             out.append({"series": f"{name}{{service={ep}}}", "signal": name, "service": ep,
