@@ -58,8 +58,11 @@ def _table(what: str, spec: dict[str, Any]) -> bool:
         what == "spans" or str(spec.get("format")) in _TABLE_FORMATS.get(what, set()))
 
 
-def _make(what: str, spec: dict[str, Any]) -> Any:
+def _make(what: str, spec: dict[str, Any] | None) -> Any:
     kinds = _BACKENDS[what]
+    if not isinstance(spec, dict):
+        raise InputError(f"sources.{what} is missing in the incident: declare it with a kind "
+                         f"({', '.join(kinds)})")
     kind = spec.get("kind")
     if not kind:
         raise InputError(f"sources.{what}.kind is missing: use {', '.join(kinds)}")
