@@ -17,7 +17,7 @@ from ..analysis.onset import find_excursion, range_check
 from ..analysis.outcome import strongest_deviation
 from ..analysis.severity import assess_severity
 from ..core.config import DEFAULT_SEVERITY_POLICY
-from ..core.errors import SourceError
+from ..core.errors import InputError, SourceError
 from ..core.findings import TriageFindings
 from ..core.model import iso
 from ..core.safe import md_inline, md_table
@@ -291,14 +291,18 @@ def _history(run: Run, name: str, k: int, ep: str, t0: pd.Timestamp) -> pd.DataF
     evidence `history_<signal>_<k>` (k: the service's position among the entrypoints, so no
     label reaches a file name); None when the backend cannot answer."""
     key = f"history_{name}_{k}"
+    df = None
     if key in run.evidence_index():
-        df = run.evidence(key)
-    else:
+        try:
+            df = run.evidence(key)
+        except OSError:  # listed but not copied along (a partial copy of a run): ask again
+            df = None
+    if df is None:
         inc = run.incident
         try:
             res = run.metrics.query_signal(name, t0, inc.end_ts, choose_step(t0, inc.end_ts),
                                            {"service": ep})
-        except SourceError:
+        except (SourceError, InputError):  # no backend to ask: the window's rows judge
             return None
         df = run.record(key, res, "triage")
     if len(df):
