@@ -193,9 +193,11 @@ def decide_outcome(
                                "than in the baseline")
             else:
                 kind = "inconclusive"
-                reasons.append(f"{moved}, but {within}, and there are no logs or spans with a "
-                               "baseline to confirm a fault (add them to the sources, or a "
-                               "reference period)")
+                why_not = (corroboration or {}).get("unmeasured") or []
+                reasons.append(f"{moved}, but {within}, and "
+                               + ("; ".join(why_not) if why_not else
+                                  "there are no logs or spans with a baseline to confirm a "
+                                  "fault (add them to the sources, or a reference period)"))
     return {"kind": kind, "reasons": reasons, "checked": checked,
             "strongest_deviation": strongest}
 
@@ -206,8 +208,12 @@ def _names(items: list[str], limit: int = 5) -> str:
 
 
 def corroboration_of(log_evidence: pd.DataFrame | None, behaviour: pd.DataFrame | None,
-                     *, error_gate: float, behaviour_gate: float) -> dict[str, Any]:
-    """What the logs and spans of the window say about a fault: {measured, found}.
+                     *, error_gate: float, behaviour_gate: float,
+                     unmeasured: list[str] | None = None) -> dict[str, Any]:
+    """What the logs and spans of the window say about a fault: {measured, found, unmeasured}.
+
+    unmeasured: why logs or spans that exist could not be compared (the caller knows: no rows
+    in the baseline, a reference period overlapping the window), said when nothing confirms.
 
     measured names what was compared with a baseline (log lines per service; operation
     executions from spans); found holds one sentence per service whose error share rose
@@ -235,7 +241,8 @@ def corroboration_of(log_evidence: pd.DataFrame | None, behaviour: pd.DataFrame 
                           f"{r.incident_share:.0%} of {r.incident_executions} executions "
                           f"(normal {r.base_share:.0%} of {r.base_executions})"))
     found.sort(key=lambda x: -x[0])
-    return {"measured": measured, "found": [t for _, t in found]}
+    return {"measured": measured, "found": [t for _, t in found],
+            "unmeasured": list(unmeasured or [])}
 
 
 # A cause is stated as "most likely" only with all of these; see the closing note of issue 14

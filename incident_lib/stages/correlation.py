@@ -297,10 +297,27 @@ def service_ranking(run: Run, ctx: Section, logs: pd.DataFrame | None,
            "behaviour_baseline": "reference period" if ref_b is not None else "period before",
            "calls_from": "topology" if calls_of(run) else ("spans" if calls else "none"),
            "events_baseline": "reference period" if ref is not None else "period before",
-           "corroboration": corroboration_of(le, be, error_gate=cfg.gates["error_share"],
-                                             behaviour_gate=cfg.gates["behaviour"])}
+           "corroboration": corroboration_of(
+               le, be, error_gate=cfg.gates["error_share"],
+               behaviour_gate=cfg.gates["behaviour"],
+               unmeasured=_unmeasured(logs, le, spans, be, declared, note))}
     if note:
         out["note"] = note
+    return out
+
+
+def _unmeasured(logs: pd.DataFrame | None, le: pd.DataFrame | None, spans: pd.DataFrame,
+                be: pd.DataFrame | None, declared: tuple[pd.Timestamp, pd.Timestamp] | None,
+                note: str | None) -> list[str]:
+    """Why logs or spans that were read could not be compared with a baseline."""
+    out = []
+    for what, rows, ev in (("log lines", logs, le), ("spans", spans, be)):
+        if rows is not None and len(rows) and (ev is None or ev.empty):
+            out.append(f"the {len(rows):,} {what} read could not be compared with a baseline "
+                       "(none in the baseline period, or none in the window)")
+    if out and declared is not None and note:
+        out.append("the declared reference period overlaps the incident window, so it cannot "
+                   "serve as the baseline (declare one that ends before the window)")
     return out
 
 

@@ -104,6 +104,10 @@ def test_without_logs_or_spans_unconfirmed_moves_are_inconclusive() -> None:
     out = _decide(onset=ONSET, alerted=True, affected=["inventory"], range_checks=WITHIN,
                   corroboration={"measured": [], "found": []})
     assert out["kind"] == "inconclusive" and "no logs or spans" in out["reasons"][0]
+    why = "the 4,890 spans read could not be compared with a baseline"
+    out = _decide(onset=ONSET, range_checks=WITHIN,
+                  corroboration={"measured": [], "found": [], "unmeasured": [why]})
+    assert out["kind"] == "inconclusive" and out["reasons"][0].endswith(f", and {why}")
     short = [{**WITHIN[0], "judged": False}]
     out = _decide(onset=ONSET, range_checks=short, corroboration={"measured": [], "found": []})
     assert "too short to judge" in out["reasons"][0]
@@ -135,7 +139,7 @@ def test_corroboration_counts_what_passes_the_ranking_gates() -> None:
                           "executions (normal 0% of 300)",
                           "payments: error lines 1991 of 8051 (baseline 0 of 17020)"]
     assert corroboration_of(None, None, error_gate=0.01, behaviour_gate=0.2) == {
-        "measured": [], "found": []}
+        "measured": [], "found": [], "unmeasured": []}
 
 
 def _sus(score: float, margin: float) -> dict:

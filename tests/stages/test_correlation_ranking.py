@@ -229,3 +229,24 @@ def test_the_stated_service_leads_the_suspects_with_its_behaviour_as_evidence() 
     alone = stated_first(table[:1], "cart", sr)
     assert alone[0]["service"] == "cart" and alone[0]["score"] == 2.0
     assert alone[0]["change_id"] is None and alone[1]["rank"] == 2
+
+
+def test_logs_without_a_baseline_say_why_they_confirm_nothing() -> None:
+    """Lines only inside the window, and a reference period that overlaps it: nothing can be
+    compared, and the corroboration says why (the outcome repeats it)."""
+    from incident_lib.analysis.rootcause import RankConfig
+
+    run = NoSpansRun()
+    run.incident.topology = {"reference": {"start": INC[0].isoformat(),
+                                           "end": INC[1].isoformat()}}
+    logs = _logs((T0 - pd.Timedelta("60min"), T0 - pd.Timedelta("50min")))
+    logs = logs[logs["time"] >= INC[0]].reset_index(drop=True)
+    ctx = Section("Windows", "", {"baseline": BASE, "incident": INC})
+    out = service_ranking(run, ctx, logs, RankConfig(kinds=("error_share",)))  # type: ignore[arg-type]
+    c = out["corroboration"]
+    assert c["measured"] == [] and c["found"] == []
+    assert c["unmeasured"] == [
+        f"the {len(logs):,} log lines read could not be compared with a baseline (none in the "
+        "baseline period, or none in the window)",
+        "the declared reference period overlaps the incident window, so it cannot serve as the "
+        "baseline (declare one that ends before the window)"]
