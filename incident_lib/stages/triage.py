@@ -214,8 +214,11 @@ def measure_impact(run: Run, sig: Section, onset: Section) -> Section:
                         "per_service": [], "users_affected": None})
     mv = onset.data["movers"]
     imp = mv[mv["impact"]]
-    recs = imp["recovered"].tolist()
-    recovered = None if any(r is None or pd.isna(r) for r in recs) else max(recs)
+    # an onset dated from non-impact movers alone (every impact excursion an earlier
+    # episode): their recovery is the only one measured
+    recs = (imp if len(imp) else mv)["recovered"].tolist()
+    recovered = (None if not recs or any(r is None or pd.isna(r) for r in recs)
+                 else max(recs))
     t_end = recovered if recovered is not None else as_of
     eps = entrypoints_of(run)
     err_name, err_df = _by_role(run, frames, "error_rate")

@@ -106,3 +106,19 @@ def test_exact_counts_replace_the_sample_for_pushed_down_fields(run: Run) -> Non
     assert (out["q_value"] >= out["p_value"] - 1e-12).all()  # one BH correction over all
     assert "web" not in svc.index  # same rate in both windows: not over-represented
     assert set(out["field"]) == {"service"}  # 2 sampled lines of template b are not evidence
+
+
+def test_impact_with_only_non_impact_movers_does_not_crash(run: Run) -> None:
+    """The onset can come from a saturation series alone (every impact excursion was an
+    earlier episode): impact is measured from that mover instead of raising on max([])."""
+    frames = {"error_rate": _series(np.full(60, 0.001)), "traffic": _series(np.full(60, 10.0)),
+              "latency_p99": _series(np.full(60, 0.1))}
+    onset_t, rec_t = T0 + pd.Timedelta("20min"), T0 + pd.Timedelta("35min")
+    movers = pd.DataFrame([{"series": "memory{service=web}", "signal": "memory",
+                            "service": "web", "onset": onset_t, "baseline": 1e8, "peak": 9e8,
+                            "recovered": rec_t, "impact": False}])
+    sig = Section("s", "", {"frames": frames, "no_data": []})
+    onset = Section("o", "", {"time": onset_t, "movers": movers, "affected": []})
+    imp = triage.measure_impact(run, sig, onset).data
+    assert imp["recovered"] == "2026-11-20T10:35:00Z" and imp["status"] == "mitigated"
+    assert imp["affected_services"] == [] and imp["duration_s"] == 15 * 60
