@@ -26,12 +26,15 @@ span together with the log events written inside it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from .evidence import is_error_line, share_change
 
-__all__ = ["BEHAVIOUR_COLUMNS", "behaviour_evidence", "executions", "parameter_siblings"]
+__all__ = ["BEHAVIOUR_COLUMNS", "behaviour_evidence", "behaviour_text", "executions",
+           "parameter_siblings"]
 
 BEHAVIOUR_COLUMNS = ["service", "behaviour", "behaviour_sig", "context", "emission",
                      "base_share", "incident_share", "base_executions", "incident_executions"]
@@ -39,6 +42,13 @@ MIN_EXECUTIONS = 3  # a context needs this many executions on each side to be co
 SIG_GATE = 3.0  # -log10 p of the binomial test
 FAILED = "failed"  # the emission of an execution that wrote an error line or an error span
 SEP = "\x1f"  # between service and operation in a context key (in neither)
+
+
+def behaviour_text(b: Any) -> str:
+    """One changed operation in words, from a row of behaviour_evidence (a dict or a Series)."""
+    return (f"in {b['context']}: {b['emission']} in {b['incident_share']:.0%} of "
+            f"{b['incident_executions']} executions (normal {b['base_share']:.0%} of "
+            f"{b['base_executions']})")
 
 
 def executions(spans: pd.DataFrame) -> pd.DataFrame:

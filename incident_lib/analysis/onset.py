@@ -221,7 +221,7 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 # level held for `sustain` must pass the highest level it held as long in the baseline by a
 # quarter (of that level's distance from the median) and by the unit's floor. Judged only on a
 # baseline of at least MIN_RANGE_BASELINE: minutes of a heavy-tailed series do not show its
-# range (on the Nezha export, 13 one-minute samples of the gateway's p99 missed its 2.2 s mode).
+# range (13 one-minute samples of a bimodal p99 can miss its upper mode entirely).
 RANGE_FACTOR = 1.25
 MIN_RANGE_BASELINE = pd.Timedelta("30min")
 

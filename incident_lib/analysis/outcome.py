@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .behaviour import behaviour_text
 from .onset import robust_baseline
 
 __all__ = ["strongest_deviation", "decide_outcome", "corroboration_of", "root_cause_claim",
@@ -162,11 +163,8 @@ def decide_outcome(
         checks = range_checks or []
         beyond_range = [str(r["series"]) for r in checks if r.get("beyond")]
         unjudged = [str(r["series"]) for r in checks if not r.get("judged")]
-        if corroboration is None or range_checks is None:  # first estimate: the onset
-            kind = "incident"
-            reasons.append(f"impact began at {pd.Timestamp(onset):%Y-%m-%d %H:%M:%S} UTC"
-                           + (f" on {', '.join(affected)}" if affected else ""))
-        elif found or beyond_range:
+        first_estimate = corroboration is None or range_checks is None  # onset decides
+        if first_estimate or found or beyond_range:
             kind = "incident"
             reasons.append(f"impact began at {pd.Timestamp(onset):%Y-%m-%d %H:%M:%S} UTC"
                            + (f" on {_names(affected)}" if affected else ""))
@@ -235,11 +233,8 @@ def corroboration_of(log_evidence: pd.DataFrame | None, behaviour: pd.DataFrame 
     be = behaviour if behaviour is not None else pd.DataFrame()
     if len(be):
         measured.append(f"operations of {len(be)} services in the spans")
-        for r in be[be["behaviour"] >= behaviour_gate].itertuples():
-            found.append((float(r.behaviour),
-                          f"{r.service} in {r.context}: {r.emission} in "
-                          f"{r.incident_share:.0%} of {r.incident_executions} executions "
-                          f"(normal {r.base_share:.0%} of {r.base_executions})"))
+        for _, r in be[be["behaviour"] >= behaviour_gate].iterrows():
+            found.append((float(r["behaviour"]), f"{r['service']} {behaviour_text(r)}"))
     found.sort(key=lambda x: -x[0])
     return {"measured": measured, "found": [t for _, t in found],
             "unmeasured": list(unmeasured or [])}

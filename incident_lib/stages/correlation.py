@@ -8,7 +8,7 @@ import pandas as pd
 from scipy import stats
 
 from ..analysis.anomalies import rank_anomalies
-from ..analysis.behaviour import behaviour_evidence
+from ..analysis.behaviour import behaviour_evidence, behaviour_text
 from ..analysis.evidence import log_evidence, metric_excursions, named_in_errors
 from ..analysis.outcome import CONFIDENT_MARGIN, CONFIDENT_SCORE, corroboration_of
 from ..analysis.rootcause import (
@@ -349,13 +349,6 @@ def _reference_split(df: pd.DataFrame, col: str, base: tuple[pd.Timestamp, pd.Ti
     if rows.empty:
         return base, None
     return (base[0], base[0]), rows
-
-
-def behaviour_text(b: dict[str, Any]) -> str:
-    """One changed operation in words (from service_ranking's `behaviour` rows)."""
-    return (f"in {b['context']}: {b['emission']} in {b['incident_share']:.0%} of "
-            f"{b['incident_executions']} executions (normal {b['base_share']:.0%} of "
-            f"{b['base_executions']})")
 
 
 def stated_first(ranked: list[dict[str, Any]], root: str, sr: dict[str, Any]
