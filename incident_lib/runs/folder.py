@@ -259,14 +259,20 @@ class Run:
         return json.loads(p.read_text("utf-8")) if p.is_file() else {}
 
 
+# Generated identifiers, not personal data. A digit-only span id passes the Luhn check about
+# once in 20,000 spans; redacted to <card>, unrelated spans would share one parent.
+ID_COLUMNS = frozenset({"trace_id", "span_id", "parent_id"})
+
+
 def redact_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy with every all-text column redacted (None stays None, other types untouched)."""
+    """A copy with every all-text column redacted (None stays None, other types untouched),
+    except the trace and span identifiers (ID_COLUMNS)."""
     out = frame.copy()
     if not len(out):
         return out
     for col in out.columns:
         values = out[col]
-        if col == "time" or not (values.dtype == object or pd.api.types.is_string_dtype(values)):
+        if col == "time" or col in ID_COLUMNS or not (values.dtype == object or pd.api.types.is_string_dtype(values)):
             continue
         if not values.map(lambda v: isinstance(v, str)
                           or (pd.api.types.is_scalar(v) and pd.isna(v))).all():
