@@ -33,8 +33,8 @@ import pandas as pd
 
 from .evidence import is_error_line, share_change
 
-__all__ = ["BEHAVIOUR_COLUMNS", "behaviour_evidence", "behaviour_text", "executions",
-           "parameter_siblings"]
+__all__ = ["BEHAVIOUR_COLUMNS", "behaviour_evidence", "behaviour_text", "collapse_repeats",
+           "executions", "parameter_siblings"]
 
 BEHAVIOUR_COLUMNS = ["service", "behaviour", "behaviour_sig", "context", "emission",
                      "base_share", "incident_share", "base_executions", "incident_executions"]
@@ -42,6 +42,8 @@ MIN_EXECUTIONS = 3  # a context needs this many executions on each side to be co
 SIG_GATE = 3.0  # -log10 p of the binomial test
 FAILED = "failed"  # the emission of an execution that wrote an error line or an error span
 SEP = "\x1f"  # between service and operation in a context key (in neither)
+MAX_PERIOD = 8  # longest token run collapse_repeats looks for
+HEAD_TOKENS = 40  # first tokens of a template that name its event
 
 
 def behaviour_text(b: Any) -> str:
@@ -74,10 +76,19 @@ def executions(spans: pd.DataFrame) -> pd.DataFrame:
 
 
 def parameter_siblings(templates: dict[str, str]) -> dict[str, str]:
-    """template id -> one id per group of templates that differ in exactly one token (same
-    length, at least 3 tokens): a value the miner kept as a constant because it varied too
-    little (a train type, a station name), which a change of request parameters swaps. Drain
-    (He et al., ICWS 2017) merges such templates by its similarity threshold."""
+    """template id -> one id per group of templates that are one event written with other
+    parameters:
+    - a payload dump: only the first HEAD_TOKENS tokens name the event, since long lines
+      are cut at varying points by shippers and runtimes;
+    - a list of variable length: consecutive repeats of the same token run (up to
+      MAX_PERIOD tokens) in that head count once, so "[T(a), T(a), T(a)]" and "[T(a), T(a)]"
+      are one;
+    - a value the miner kept as a constant because it varied too little (a train type, a
+      station name): templates that then differ in exactly one token (same length, at least 3
+      tokens), which a change of request parameters swaps.
+    Drain (He et al., ICWS 2017) merges such templates by its similarity threshold and routes
+    a line by its first tokens; variable-length parameter lists are the case it leaves split
+    (Zhu et al., "Tools and Benchmarks for Automated Log Parsing", ICSE-SEIP 2019)."""
     parent = {t: t for t in templates}
 
     def find(t: str) -> str:
@@ -86,19 +97,43 @@ def parameter_siblings(templates: dict[str, str]) -> dict[str, str]:
             t = parent[t]
         return t
 
+    def union(a: str, b: str) -> None:
+        a, b = find(a), find(b)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+
+    same: dict[tuple[str, ...], str] = {}
     seen: dict[tuple[int, int, tuple[str, ...]], str] = {}
     for tid in sorted(templates):
-        toks = templates[tid].split()
+        toks = tuple(collapse_repeats(templates[tid].split()[:HEAD_TOKENS]))
+        union(same.setdefault(toks, tid), tid)
         if len(toks) < 3:
             continue
         for i in range(len(toks)):
-            key = (len(toks), i, tuple(toks[:i] + toks[i + 1:]))
-            other = seen.setdefault(key, tid)
-            if other != tid:
-                a, b = find(other), find(tid)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
+            union(seen.setdefault((len(toks), i, toks[:i] + toks[i + 1:]), tid), tid)
     return {t: find(t) for t in templates}
+
+
+def collapse_repeats(tokens: list[str], max_period: int | None = None) -> list[str]:
+    """`tokens` with every run of consecutive repeats of a token sequence (period 1 ..
+    max_period) kept once: the shape of a variable-length list, whatever its length."""
+    period_max = MAX_PERIOD if max_period is None else max_period
+    out = list(tokens)
+    for p in range(1, period_max + 1):
+        i, kept = 0, []
+        while i < len(out):
+            run = out[i:i + p]
+            j = i + p
+            while j + p <= len(out) and out[j:j + p] == run:
+                j += p
+            if j > i + p:  # run repeated: keep it once
+                kept.extend(run)
+                i = j
+            else:
+                kept.append(out[i])
+                i += 1
+        out = kept
+    return out
 
 
 def _emissions(spans: pd.DataFrame, logs: pd.DataFrame | None,

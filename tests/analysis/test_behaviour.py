@@ -6,7 +6,12 @@ import itertools
 
 import pandas as pd
 
-from incident_lib.analysis.behaviour import behaviour_evidence, executions, parameter_siblings
+from incident_lib.analysis.behaviour import (
+    behaviour_evidence,
+    collapse_repeats,
+    executions,
+    parameter_siblings,
+)
 from incident_lib.analysis.templates import mine_templates
 
 T0 = pd.Timestamp("2024-05-01 10:00", tz="UTC")
@@ -130,6 +135,41 @@ def test_parameter_siblings_merge_one_token_apart_and_nothing_else() -> None:
     assert sib["a"] == sib["b"]
     assert len({sib["a"], sib["c"], sib["d"]}) == 3
     assert sib["e"] != sib["f"]  # too short to tell a parameter from the message
+
+
+def test_a_list_of_another_length_or_a_line_cut_elsewhere_is_the_same_event() -> None:
+    def sold(n: int, cut: int | None = None) -> str:
+        items = ", ".join(["Ticket(seat=<*>, from=shanghai, to=suzhou)"] * n)
+        text = f"<*> INFO [distributeSeat][Left ticket info][sold=[{items}]]"
+        return " ".join(text.split()[:cut]) if cut else text
+
+    t = {"a": sold(3), "b": sold(200), "c": sold(150, cut=300), "d": sold(120, cut=301),
+         "e": "<*> INFO [distributeSeat][Create seat][date <*> train <*>]",
+         "f": "<*> INFO [getRoute][Route ids][ids=[<*>, <*>, <*>]]",
+         "g": "<*> INFO [getRoute][Route ids][ids=[<*>]]"}
+    sib = parameter_siblings(t)
+    assert sib["a"] == sib["b"] == sib["c"] == sib["d"]
+    assert sib["e"] != sib["a"]
+    assert sib["f"] != sib["g"]  # one id and three ids: a list of one is not a repeat
+
+
+def test_collapse_repeats_keeps_one_copy_of_each_repeated_run() -> None:
+    assert collapse_repeats("a T(x, y), T(x, y), T(x, y), end".split()) == \
+        "a T(x, y), end".split()
+    assert collapse_repeats("a a a b".split()) == ["a", "b"]
+    assert collapse_repeats("a b a b a b c a".split()) == ["a", "b", "c", "a"]
+    assert collapse_repeats("no repeat here".split()) == ["no", "repeat", "here"]
+
+
+def test_a_longer_list_in_every_call_is_not_a_change_of_behaviour() -> None:
+    def listing(n: int) -> list[tuple[str, str]]:
+        items = " ".join(["seat <*> taken,"] * n)
+        return [("INFO", "loaded cart 17 for user 4"), ("INFO", f"sold so far: {items} done")]
+    parts = [_trace(t, a_logs=listing(4)) for t in _times(BASE, 30)]
+    parts += [_trace(t, a_logs=listing(9)) for t in _times(INC, 15)]
+    spans, logs = _frames(parts)
+    out = behaviour_evidence(spans, logs, BASE, INC)
+    assert out["behaviour"].sum() == 0.0, out
 
 
 def test_logs_attach_by_span_id_when_they_carry_one() -> None:
