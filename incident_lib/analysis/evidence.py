@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .onset import ABS_FLOOR
+
 __all__ = ["metric_excursions", "log_evidence", "named_in_errors", "share_change", "is_error_line",
            "poisson_change", "ERROR_PATTERN"]
 
@@ -74,7 +76,8 @@ def metric_excursions(
     role}; history: the same shape from a fault-free period, pooled into the baseline.
     The statistic is the mean of `run` consecutive incident points (a single point when the
     window holds fewer) minus the baseline median, over the baseline's robust scale (floored at
-    5% of the median so a flat series does not make every wobble infinite), signed so that
+    5% of the median and at a third of the unit's smallest meaningful change, onset.ABS_FLOOR,
+    so a flat or idle series does not make every wobble huge), signed so that
     positive is the direction of badness ('up', 'down'; anything else: both). `over_peak` is
     the same deviation over the baseline's own largest deviation in that direction: above 1,
     the incident went further than anything seen in the baseline (heavy-tailed series such as
@@ -90,6 +93,7 @@ def metric_excursions(
             continue
         info = meta.get(name, {})
         direction = info.get("direction", "up")
+        unit_floor = ABS_FLOOR.get(info.get("unit", ""), 0.0) / 3.0
         pod_col = "pod" if "pod" in df else "service"
         hist = (history or {}).get(name)
         hist_by = ({k: g["value"].to_numpy(float) for k, g in
@@ -110,7 +114,7 @@ def metric_excursions(
             vals, times = vals[ok], inc["time"].to_numpy()[ok]
             med = float(np.median(base))
             mad = 1.4826 * float(np.median(np.abs(base - med)))
-            scale = max(mad, 0.05 * abs(med), 1e-9)
+            scale = max(mad, 0.05 * abs(med), unit_floor, 1e-9)
             k = min(run, len(vals))
             runs = np.convolve(vals, np.ones(k) / k, mode="valid")
             bruns = np.convolve(base, np.ones(k) / k, mode="valid") if len(base) >= k else base

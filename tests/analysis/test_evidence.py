@@ -37,6 +37,22 @@ def test_a_three_minute_cpu_jump_is_not_averaged_away() -> None:
     assert out.loc[out["service"] == "b", "z"].iloc[0] < 5
 
 
+def test_an_idle_pod_waking_up_does_not_outscore_a_pod_pinned_at_half_a_core() -> None:
+    """An idle pod's baseline has almost no spread: 0.04 cores over a spread of microcores
+    made the largest excursion of the day. Below the onset's floor for cores (0.05) it is
+    not an excursion past the metric gate (10); half a core on a busy pod is."""
+    rng = np.random.default_rng(2)
+    idle = list(np.abs(rng.normal(5e-6, 2e-6, 30)))
+    idle[24:27] = [0.04, 0.04, 0.04]
+    busy = list(0.003 + np.abs(rng.normal(0, 0.001, 30)))
+    busy[24:27] = [0.5, 0.5, 0.5]
+    frames = {"cpu": pd.concat([_series(idle, "idle", "idle-1"), _series(busy, "hot", "hot-1")])}
+    meta = {"cpu": {"unit": "cores", "direction": "up", "role": "saturation"}}
+    out = metric_excursions(frames, meta, BASE, INC).set_index("service")
+    assert out.loc["hot", "over_peak"] > out.loc["idle", "over_peak"]
+    assert out.loc["idle", "over_peak"] < 10 <= out.loc["hot", "over_peak"]
+
+
 def test_direction_down_scores_a_drop_and_ignores_a_rise() -> None:
     v = [100.0] * 20 + [10.0] * 10
     w = [100.0] * 20 + [190.0] * 10
