@@ -26,6 +26,7 @@ span together with the log events written inside it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,7 @@ MIN_EXECUTIONS = 3  # a context needs this many executions on each side to be co
 SIG_GATE = 3.0  # -log10 p of the binomial test
 FAILED = "failed"  # the emission of an execution that wrote an error line or an error span
 SEP = "\x1f"  # between service and operation in a context key (in neither)
+_LIST = re.compile(r"\[(?:[^\s\[\],]+,\s*)+[^\s\[\],]+\]")
 MAX_PERIOD = 8  # longest token run collapse_repeats looks for
 HEAD_TOKENS = 40  # first tokens of a template that name its event
 
@@ -83,6 +85,10 @@ def parameter_siblings(templates: dict[str, str]) -> dict[str, str]:
     - a list of variable length: consecutive repeats of the same token run (up to
       MAX_PERIOD tokens) in that head count once, so "[T(a), T(a), T(a)]" and "[T(a), T(a)]"
       are one;
+    - a list of single-word values ("stations: [shanghai, nanjing, taiyuan]"): the miner
+      keeps values that vary little as constants, so a request for another route would read
+      as another event; such a bracketed list counts as one parameter (a bracket whose items
+      hold spaces, such as an exception's text, is kept);
     - a value the miner kept as a constant because it varied too little (a train type, a
       station name): templates that then differ in exactly one token (same length, at least 3
       tokens), which a change of request parameters swaps.
@@ -107,6 +113,8 @@ def parameter_siblings(templates: dict[str, str]) -> dict[str, str]:
     for tid in sorted(templates):
         toks = tuple(collapse_repeats(templates[tid].split()[:HEAD_TOKENS]))
         union(same.setdefault(toks, tid), tid)
+        listed = tuple(_LIST.sub("[<list>]", " ".join(toks)).split())
+        union(same.setdefault(listed, tid), tid)
         if len(toks) < 3:
             continue
         for i in range(len(toks)):

@@ -153,6 +153,28 @@ def test_a_list_of_another_length_or_a_line_cut_elsewhere_is_the_same_event() ->
     assert sib["f"] != sib["g"]  # one id and three ids: a list of one is not a repeat
 
 
+def test_a_list_of_single_word_values_is_a_parameter_but_an_exception_text_is_not() -> None:
+    t = {"a": "<*> INFO [queryForTravel][stations: [shanghai, suzhou] distances: [<*>, <*>]]",
+         "b": "<*> INFO [queryForTravel][stations: [shanghai, nanjing, taiyuan] distances: "
+              "[<*>, <*>, <*>]]",
+         "c": "<*> ERROR threw exception [Request failed; nested exception is Timeout: a, b]",
+         "d": "<*> ERROR threw exception [Request failed; nested exception is Refused: c, d]"}
+    sib = parameter_siblings(t)
+    assert sib["a"] == sib["b"]
+    assert sib["c"] != sib["d"]  # words with spaces between the commas: not a list of values
+
+
+def test_requests_for_another_route_are_not_a_change_of_behaviour() -> None:
+    def route(stations: str) -> list[tuple[str, str]]:
+        return [("INFO", "loaded cart 17 for user 4"),
+                ("INFO", f"query stations [{stations}] for the trip")]
+    parts = [_trace(t, a_logs=route("shanghai, suzhou")) for t in _times(BASE, 30)]
+    parts += [_trace(t, a_logs=route("shanghai, nanjing, taiyuan")) for t in _times(INC, 15)]
+    spans, logs = _frames(parts)
+    out = behaviour_evidence(spans, logs, BASE, INC)
+    assert out["behaviour"].sum() == 0.0, out
+
+
 def test_collapse_repeats_keeps_one_copy_of_each_repeated_run() -> None:
     assert collapse_repeats("a T(x, y), T(x, y), T(x, y), end".split()) == \
         "a T(x, y), end".split()
