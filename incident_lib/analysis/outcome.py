@@ -120,7 +120,9 @@ def decide_outcome(
     range_checks: list[dict[str, Any]] | None = None,
     corroboration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """{kind, reasons, checked, strongest_deviation} from what the stages measured.
+    """{kind, reasons, checked, strongest_deviation, provisional} from what the stages
+    measured. `provisional`: an incident on the onset alone (the first estimate, before the
+    logs and spans are read, with no customer-facing signal seen beyond its range).
 
     range_checks: the customer-facing impact series judged against their baseline range
     ({series, judged, beyond}; None: not checked). corroboration: `corroboration_of` from
@@ -135,6 +137,7 @@ def decide_outcome(
         if key in evidence_rows:
             checked.append(f"{label} ({evidence_rows[key]:,} rows)")
     reasons: list[str] = []
+    provisional = False  # an incident on the onset alone, before the logs and spans are read
     total = sum(int(v or 0) for v in evidence_rows.values()) + sum(
         int(v or 0) for v in metric_rows.values())
     if total == 0 and (evidence_rows or metric_rows):
@@ -173,6 +176,12 @@ def decide_outcome(
             if found:
                 reasons.append("the logs and spans show it: " + "; ".join(found[:3])
                                + (f" (and {len(found) - 3} more)" if len(found) > 3 else ""))
+            elif not beyond_range and corroboration is None:
+                provisional = True
+                reasons.append("first estimate, from the onset alone: no customer-facing "
+                               "signal has been seen beyond its baseline range, so the logs "
+                               "and spans, read in the correlation step, confirm or withdraw "
+                               "it")
         else:
             if not checks:
                 within = "no impact signal of the customer-facing services has data"
@@ -197,7 +206,7 @@ def decide_outcome(
                                   "there are no logs or spans with a baseline to confirm a "
                                   "fault (add them to the sources, or a reference period)"))
     return {"kind": kind, "reasons": reasons, "checked": checked,
-            "strongest_deviation": strongest}
+            "strongest_deviation": strongest, "provisional": provisional}
 
 
 def _names(items: list[str], limit: int = 5) -> str:

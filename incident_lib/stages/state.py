@@ -101,6 +101,9 @@ def current_state(
     else:
         state, color = "Investigating", "🔴" if severity in ("P0", "P1", "P2") else "🟡"
         summary = f"ongoing as of {_hm(as_of)}" if as_of else "ongoing"
+        if outcome.get("provisional"):
+            summary += ("; first estimate from the onset alone, unconfirmed until the logs "
+                        "and spans are read")
         default = recommendation or "correlating logs, metrics and changes"
     nxt = iso(pd.Timestamp(as_of) + pd.Timedelta(minutes=every)) if every and as_of else None
     return {"state": state, "color": color, "summary": summary, "action": action or default,

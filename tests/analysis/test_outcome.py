@@ -90,6 +90,19 @@ def test_an_onset_is_the_first_estimate_before_logs_and_spans_are_read() -> None
     assert _decide(onset=ONSET, corroboration=LOGS)["kind"] == "incident"  # old findings
 
 
+def test_the_first_estimate_says_it_is_one_until_a_customer_signal_confirms_it() -> None:
+    """The triage screen comes before the logs and spans are read: an onset on internal
+    services alone must read as provisional there, not as a confirmed incident."""
+    out = _decide(onset=ONSET, affected=["inventory"], range_checks=WITHIN)
+    said = " ".join(out["reasons"])
+    assert out["provisional"] and "first estimate" in said and "logs and spans" in said
+    beyond = [{**WITHIN[0], "beyond": True}]
+    out = _decide(onset=ONSET, range_checks=beyond)
+    said = " ".join(out["reasons"])
+    assert not out["provisional"] and "first estimate" not in said and "left the range" in said
+    assert not _decide(onset=ONSET, range_checks=WITHIN, corroboration=LOGS)["provisional"]
+
+
 def test_moves_the_logs_and_spans_do_not_confirm_are_no_incident() -> None:
     """One internal service's p99 moved; the customer-facing p99 stayed in its range and the
     logs of the window show nothing: the background of ~50 series, not an incident."""

@@ -67,3 +67,14 @@ def test_mitigation_needs_an_onset_and_comes_after_it() -> None:
     assert mitigation_of(CHANGES, None) is None
     assert mitigation_of(CHANGES, "2026-11-20T11:30:00Z") is None
     assert mitigation_of(CHANGES, IMPACT["onset"])["id"] == "chg-1005"
+
+
+def test_a_first_estimate_is_reported_as_unconfirmed() -> None:
+    """Before the logs and spans are read, an onset on internal services alone is only a
+    first estimate: the status says so instead of a bare "ongoing"."""
+    first = {**INC, "provisional": True}
+    st = current_state(outcome=first, impact=IMPACT, severity="P3", changes=[])
+    assert st["state"] == "Investigating"
+    assert "first estimate" in st["summary"] and "logs and spans" in st["summary"]
+    assert "first estimate" not in current_state(outcome=INC, impact=IMPACT, severity="P3",
+                                                 changes=[])["summary"]
