@@ -18,8 +18,9 @@ An onset alone does not make an incident once the logs and spans are read: with 
 latency series some series always moves (a heavy-tailed p99 reaching a level it already held),
 so an onset that neither the logs and spans nor the customer-facing signals confirm gives
 no_incident (logs or spans with a baseline were read and show nothing) or inconclusive (there
-were none to read). Before correlation (`corroboration` None, the triage's first screen) the
-onset decides, as the first estimate.
+were none to read, or a pod's own saturation went far beyond its baseline: something
+saturated, though nothing shows harm). Before correlation (`corroboration` None, the
+triage's first screen) the onset decides, as the first estimate.
 
 Without an incident there is no root cause, no rollback and no fix action.
 """
@@ -33,6 +34,7 @@ import pandas as pd
 
 from .behaviour import behaviour_text
 from .onset import robust_baseline
+from .rootcause import METRIC_ROLES
 
 __all__ = ["strongest_deviation", "decide_outcome", "corroboration_of", "root_cause_claim",
            "fmt_value", "OUTCOME_KINDS"]
@@ -193,7 +195,18 @@ def decide_outcome(
                           f"(too short a baseline to judge: {_names(unjudged)})")
             else:
                 within = "no customer-facing signal left the range it held in the baseline"
-            if measured:
+            saturated = (corroboration or {}).get("saturated") or []
+            if saturated:
+                kind = "inconclusive"
+                logs = (f"the {' and the '.join(measured)} show no rise in errors and no "
+                        "operation behaving differently than in the baseline" if measured
+                        else "no logs or spans confirm a fault")
+                reasons.append(f"{moved}, but {within}, and {logs}; yet "
+                               + "; ".join(saturated[:3])
+                               + (f" (and {len(saturated) - 3} more)" if len(saturated) > 3
+                                  else "")
+                               + ": a resource saturated without a sign of harm (check it)")
+            elif measured:
                 kind = "no_incident"
                 reasons.append(f"{moved}, but {within}, and the {' and the '.join(measured)} "
                                "show no rise in errors and no operation behaving differently "
@@ -216,8 +229,16 @@ def _names(items: list[str], limit: int = 5) -> str:
 
 def corroboration_of(log_evidence: pd.DataFrame | None, behaviour: pd.DataFrame | None,
                      *, error_gate: float, behaviour_gate: float,
-                     unmeasured: list[str] | None = None) -> dict[str, Any]:
-    """What the logs and spans of the window say about a fault: {measured, found, unmeasured}.
+                     unmeasured: list[str] | None = None,
+                     saturation: pd.DataFrame | None = None,
+                     metric_gate: float | None = None) -> dict[str, Any]:
+    """What the logs and spans of the window say about a fault: {measured, found, unmeasured,
+    saturated}.
+
+    saturated: one sentence per pod whose own-state signal (evidence.metric_excursions rows of
+    a rootcause.METRIC_ROLES role) went past `metric_gate` times the largest deviation of its
+    baseline, strongest first. It does not confirm a fault (a pod can burn CPU unharmed), but
+    it keeps an unconfirmed window from reading "no incident found".
 
     unmeasured: why logs or spans that exist could not be compared (the caller knows: no rows
     in the baseline, a reference period overlapping the window), said when nothing confirms.
@@ -245,8 +266,16 @@ def corroboration_of(log_evidence: pd.DataFrame | None, behaviour: pd.DataFrame 
         for _, r in be[be["behaviour"] >= behaviour_gate].iterrows():
             found.append((float(r["behaviour"]), f"{r['service']} {behaviour_text(r)}"))
     found.sort(key=lambda x: -x[0])
+    saturated = []
+    if saturation is not None and len(saturation) and metric_gate is not None:
+        sat = saturation[saturation["role"].isin(METRIC_ROLES)
+                         & (saturation["over_peak"] >= metric_gate)]
+        for r in sat.sort_values("over_peak", ascending=False).itertuples():
+            saturated.append(f"{r.pod}: {r.signal} {fmt_value(r.baseline, str(r.unit))} to "
+                             f"{fmt_value(r.incident, str(r.unit))}, {r.over_peak:.0f} times "
+                             "the largest deviation of its baseline")
     return {"measured": measured, "found": [t for _, t in found],
-            "unmeasured": list(unmeasured or [])}
+            "unmeasured": list(unmeasured or []), "saturated": saturated}
 
 
 # A cause is stated as "most likely" only with all of these; see the closing note of issue 14

@@ -300,7 +300,9 @@ def service_ranking(run: Run, ctx: Section, logs: pd.DataFrame | None,
            "corroboration": corroboration_of(
                le, be, error_gate=cfg.gates["error_share"],
                behaviour_gate=cfg.gates["behaviour"],
-               unmeasured=_unmeasured(logs, le, spans, be, declared, note))}
+               unmeasured=_unmeasured(logs, le, spans, be, declared, note),
+               saturation=me if "metric" in cfg.kinds else None,
+               metric_gate=cfg.gates["metric"])}
     if note:
         out["note"] = note
     return out

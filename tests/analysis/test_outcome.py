@@ -126,6 +126,18 @@ def test_without_logs_or_spans_unconfirmed_moves_are_inconclusive() -> None:
     assert "too short to judge" in out["reasons"][0]
 
 
+def test_a_saturated_pod_nothing_else_confirms_is_inconclusive_not_no_incident() -> None:
+    """A pod pinned at its CPU limit, with no errors, no changed operation and no customer
+    signal out of range: not "no incident found" (something did saturate), not an incident
+    either (nothing shows harm): inconclusive, naming the pod."""
+    sat = {**LOGS, "saturated": ["food-1: cpu 0.005 cores to 0.5 cores, 30 times the largest "
+                                 "deviation of its baseline"]}
+    out = _decide(onset=ONSET, affected=["inventory"], range_checks=WITHIN, corroboration=sat)
+    assert out["kind"] == "inconclusive"
+    said = " ".join(out["reasons"])
+    assert "food-1: cpu 0.005 cores to 0.5 cores" in said and "9,000 log lines" in said
+
+
 def test_logs_confirming_a_fault_or_a_customer_signal_beyond_its_range_is_an_incident() -> None:
     found = {**LOGS, "found": ["payments: error lines 1991 of 8051 (baseline 0 of 17020)"]}
     out = _decide(onset=ONSET, range_checks=WITHIN, corroboration=found)
@@ -152,7 +164,20 @@ def test_corroboration_counts_what_passes_the_ranking_gates() -> None:
                           "executions (normal 0% of 300)",
                           "payments: error lines 1991 of 8051 (baseline 0 of 17020)"]
     assert corroboration_of(None, None, error_gate=0.01, behaviour_gate=0.2) == {
-        "measured": [], "found": [], "unmeasured": []}
+        "measured": [], "found": [], "unmeasured": [], "saturated": []}
+
+
+def test_a_pod_saturated_past_the_metric_gate_is_named_and_nothing_below_it() -> None:
+    me = pd.DataFrame({"service": ["food", "route", "web"], "pod": ["food-1", "route-1", "web-1"],
+                       "signal": ["cpu", "cpu", "latency_p99"],
+                       "role": ["saturation", "saturation", "latency"],
+                       "unit": ["cores", "cores", "seconds"], "baseline": [0.005, 0.01, 0.2],
+                       "incident": [0.5, 0.03, 9.0], "over_peak": [29.7, 1.2, 80.0]})
+    c = corroboration_of(None, None, error_gate=0.01, behaviour_gate=0.2, saturation=me,
+                         metric_gate=10.0)
+    assert c["saturated"] == ["food-1: cpu 0.005 cores to 0.5 cores, 30 times the largest "
+                              "deviation of its baseline"]
+    assert c["found"] == []  # own saturation alone does not confirm a fault
 
 
 def _sus(score: float, margin: float) -> dict:

@@ -250,3 +250,37 @@ def test_logs_without_a_baseline_say_why_they_confirm_nothing() -> None:
         "baseline period, or none in the window)",
         "the declared reference period overlaps the incident window, so it cannot serve as the "
         "baseline (declare one that ends before the window)"]
+
+
+def test_a_pod_pinned_at_its_cpu_limit_is_named_though_nothing_confirms_harm() -> None:
+    """Only a worker pod's CPU moves (5 millicores to half a core for 3 minutes): the ranking
+    puts it first on its own saturation, and the corroboration names it as saturated, not as
+    a confirmed fault (found stays empty), so the outcome cannot read "no incident found"."""
+    from incident_lib.analysis.rootcause import RankConfig
+
+    times = pd.date_range(BASE[0], INC[1], freq="60s")
+    hot = [0.5 if INC[0] + pd.Timedelta("2min") <= t < INC[0] + pd.Timedelta("5min") else
+           0.005 + 0.0005 * (i % 3) for i, t in enumerate(times)]
+    cpu = pd.concat([pd.DataFrame({"time": times, "service": "worker", "pod": "worker-7f-x",
+                                   "value": hot}),
+                     pd.DataFrame({"time": times, "service": "web", "pod": "web-1",
+                                   "value": [0.02 + 0.001 * (i % 4) for i in range(len(times))]})])
+
+    class HotRun(StubRun):
+        @property
+        def metrics(self) -> Any:
+            empty = pd.DataFrame(columns=["time", "service", "value"])
+            return SimpleNamespace(query_signal=lambda name, *a, **k: QueryResult(
+                cpu if name == "cpu" else empty, "q", "stub"))
+
+        @property
+        def spans(self) -> Any:
+            return SimpleNamespace(spans=lambda a, b: QueryResult(_spans().iloc[:0], "q", "stub"))
+
+    ctx = Section("Windows", "", {"baseline": BASE, "incident": INC})
+    out = service_ranking(HotRun(), ctx, None, RankConfig())  # type: ignore[arg-type]
+    assert out["ranking"][0]["service"] == "worker"
+    c = out["corroboration"]
+    assert c["found"] == []
+    assert len(c["saturated"]) == 1 and c["saturated"][0].startswith(
+        "worker-7f-x: cpu 0.0055 cores to 0.5 cores")
