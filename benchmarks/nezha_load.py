@@ -36,10 +36,10 @@ NODE_PREFIX = "Node"
 # (signal name, unit, direction of badness, role) per pod metric column. Client-side latency is
 # the time a pod waits for its callees: a symptom of the callees, so role "other", not latency.
 SIGNALS: dict[str, tuple[str, str, str, str]] = {
-    "CpuUsage(m)": ("cpu", "millicores", "up", "saturation"),
-    "CpuUsageRate(%)": ("cpu_rate", "percent", "up", "saturation"),
-    "MemoryUsage(Mi)": ("memory", "MiB", "up", "saturation"),
-    "MemoryUsageRate(%)": ("memory_rate", "percent", "up", "saturation"),
+    "CpuUsage(m)": ("cpu", "cores", "up", "saturation"),
+    "CpuUsageRate(%)": ("cpu_rate", "ratio", "up", "saturation"),
+    "MemoryUsage(Mi)": ("memory", "bytes", "up", "saturation"),
+    "MemoryUsageRate(%)": ("memory_rate", "ratio", "up", "saturation"),
     "SyscallRead": ("syscall_read", "ops", "up", "other"),
     "SyscallWrite": ("syscall_write", "ops", "up", "other"),
     "NetworkReceiveBytes": ("net_rx", "bytes", "up", "other"),
@@ -52,6 +52,12 @@ SIGNALS: dict[str, tuple[str, str, str, str]] = {
     "PodServerLatencyP99(s)": ("server_p99", "seconds", "up", "latency"),
     "PodWorkload(Ops)": ("workload", "ops", "down", "traffic"),
 }
+
+
+# The export's units -> the product's (as benchmarks/nezha.py declares them with `scale`):
+# millicores -> cores, MiB -> bytes, percent -> ratio. The unit floors of the onset and the
+# metric kind (analysis.onset.ABS_FLOOR) are defined in these units.
+SCALE = {"cpu": 0.001, "memory": float(1 << 20), "cpu_rate": 0.01, "memory_rate": 0.01}
 
 
 def service_of(pod: str) -> str:
@@ -144,8 +150,12 @@ def _read_metrics(folder: Path) -> dict[str, pd.DataFrame]:
         long["service"] = long["pod"].map(service_of)
         CACHE.mkdir(parents=True, exist_ok=True)
         long.to_parquet(cache)
-    return {s: g.drop(columns="signal").reset_index(drop=True)
-            for s, g in long.groupby("signal", sort=True)}
+    out = {s: g.drop(columns="signal").reset_index(drop=True)
+           for s, g in long.groupby("signal", sort=True)}
+    for name, factor in SCALE.items():  # to the units the product's signals use
+        if name in out:
+            out[name]["value"] = out[name]["value"] * factor
+    return out
 
 
 def quiet_times(injections: list[pd.Timestamp], n: int = 10,
