@@ -85,12 +85,12 @@ def parameter_siblings(templates: dict[str, str]) -> dict[str, str]:
     - a list of variable length: consecutive repeats of the same token run (up to
       MAX_PERIOD tokens) in that head count once, so "[T(a), T(a), T(a)]" and "[T(a), T(a)]"
       are one;
-    - a list of single-word values ("stations: [shanghai, nanjing, taiyuan]"): the miner
-      keeps values that vary little as constants, so a request for another route would read
+    - a list of single-word values ("regions: [eu-west, us-east, ap-south]"): the miner
+      keeps values that vary little as constants, so a request with other values would read
       as another event; such a bracketed list counts as one parameter (a bracket whose items
       hold spaces, such as an exception's text, is kept);
-    - a value the miner kept as a constant because it varied too little (a train type, a
-      station name): templates that then differ in exactly one token (same length, at least 3
+    - a value the miner kept as a constant because it varied too little (a product type, a
+      region name): templates that then differ in exactly one token (same length, at least 3
       tokens), which a change of request parameters swaps.
     Drain (He et al., ICWS 2017) merges such templates by its similarity threshold and routes
     a line by its first tokens; variable-length parameter lists are the case it leaves split
@@ -122,12 +122,11 @@ def parameter_siblings(templates: dict[str, str]) -> dict[str, str]:
     return {t: find(t) for t in templates}
 
 
-def collapse_repeats(tokens: list[str], max_period: int | None = None) -> list[str]:
+def collapse_repeats(tokens: list[str]) -> list[str]:
     """`tokens` with every run of consecutive repeats of a token sequence (period 1 ..
-    max_period) kept once: the shape of a variable-length list, whatever its length."""
-    period_max = MAX_PERIOD if max_period is None else max_period
+    MAX_PERIOD) kept once: the shape of a variable-length list, whatever its length."""
     out = list(tokens)
-    for p in range(1, period_max + 1):
+    for p in range(1, MAX_PERIOD + 1):
         i, kept = 0, []
         while i < len(out):
             run = out[i:i + p]

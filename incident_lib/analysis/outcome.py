@@ -196,11 +196,11 @@ def decide_outcome(
             else:
                 within = "no customer-facing signal left the range it held in the baseline"
             saturated = (corroboration or {}).get("saturated") or []
+            quiet = (f"the {' and the '.join(measured)} show no rise in errors and no "
+                     "operation behaving differently than in the baseline")
             if saturated:
                 kind = "inconclusive"
-                logs = (f"the {' and the '.join(measured)} show no rise in errors and no "
-                        "operation behaving differently than in the baseline" if measured
-                        else "no logs or spans confirm a fault")
+                logs = quiet if measured else "no logs or spans confirm a fault"
                 reasons.append(f"{moved}, but {within}, and {logs}; yet "
                                + "; ".join(saturated[:3])
                                + (f" (and {len(saturated) - 3} more)" if len(saturated) > 3
@@ -208,9 +208,7 @@ def decide_outcome(
                                + ": a resource saturated without a sign of harm (check it)")
             elif measured:
                 kind = "no_incident"
-                reasons.append(f"{moved}, but {within}, and the {' and the '.join(measured)} "
-                               "show no rise in errors and no operation behaving differently "
-                               "than in the baseline")
+                reasons.append(f"{moved}, but {within}, and {quiet}")
             else:
                 kind = "inconclusive"
                 why_not = (corroboration or {}).get("unmeasured") or []

@@ -272,7 +272,8 @@ def redact_frame(frame: pd.DataFrame) -> pd.DataFrame:
         return out
     for col in out.columns:
         values = out[col]
-        if col == "time" or col in ID_COLUMNS or not (values.dtype == object or pd.api.types.is_string_dtype(values)):
+        text = values.dtype == object or pd.api.types.is_string_dtype(values)
+        if col == "time" or col in ID_COLUMNS or not text:
             continue
         if not values.map(lambda v: isinstance(v, str)
                           or (pd.api.types.is_scalar(v) and pd.isna(v))).all():
