@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.model import span_key
 from .evidence import is_error_line, share_change
 
 __all__ = ["BEHAVIOUR_COLUMNS", "behaviour_evidence", "behaviour_text", "collapse_repeats",
@@ -56,10 +57,14 @@ def behaviour_text(b: Any) -> str:
 
 
 def executions(spans: pd.DataFrame) -> pd.DataFrame:
-    """Spans indexed by span_id with `entry` (opens an execution) and `execution` (the entry
-    span it belongs to: its nearest ancestor-or-self entry span of the same service)."""
-    sp = spans.drop_duplicates("span_id").set_index("span_id")
-    parent = sp["parent_id"].where(sp["parent_id"].notna(), None)
+    """Spans indexed by their trace-scoped key (core.model.span_key) with `parent_key`,
+    `entry` (opens an execution) and `execution` (the key of the entry span it belongs to: its
+    nearest ancestor-or-self entry span of the same service)."""
+    key = span_key(spans["trace_id"], spans["span_id"])
+    sp = spans.assign(parent_key=span_key(spans["trace_id"], spans["parent_id"]).to_numpy())
+    sp = sp.set_axis(pd.Index(key.to_numpy(), name="span_key"))
+    sp = sp[~sp.index.duplicated()]
+    parent = sp["parent_key"].where(sp["parent_key"].notna(), None)
     svc = sp["service"].astype(str)
     psvc = parent.map(svc)
     entry = (parent.isna() | psvc.isna() | (psvc != svc)).astype(bool)
@@ -154,22 +159,22 @@ def _emissions(spans: pd.DataFrame, logs: pd.DataFrame | None,
     inner = sp[~sp["entry"] & sp["execution"].notna()]
     parts = [pd.DataFrame({"execution": inner["execution"].to_numpy(),
                            "emission": "span " + inner["operation"].astype(str).to_numpy()})]
-    called = entries[entries["parent_id"].notna()]
-    parts.append(pd.DataFrame({"execution": called["parent_id"].map(sp["execution"]).to_numpy(),
+    called = entries[entries["parent_key"].notna()]
+    parts.append(pd.DataFrame({"execution": called["parent_key"].map(sp["execution"]).to_numpy(),
                                "emission": "call " + context[called.index].to_numpy()}))
     if logs is not None and len(logs) and "template_id" in logs:
         lg = logs.reset_index(drop=True)
-        ex = (lg["span_id"].map(sp["execution"]) if "span_id" in lg
+        ex = (span_key(lg["trace_id"], lg["span_id"]).map(sp["execution"]) if "span_id" in lg
               else pd.Series(None, index=lg.index, dtype=object))
         miss = ex.isna() & lg["trace_id"].notna()
         if miss.any():  # no span id: the service's execution in that trace holding the time
-            cand = entries.reset_index()[["span_id", "trace_id", "service", "start",
+            cand = entries.reset_index()[["span_key", "trace_id", "service", "start",
                                           "duration_ms"]]
             m = lg[miss].reset_index().merge(cand, on=["trace_id", "service"], how="inner")
             end = m["start"] + pd.to_timedelta(m["duration_ms"].fillna(0.0) + 50.0, unit="ms")
             m = m[(m["time"] >= m["start"] - pd.Timedelta("50ms")) & (m["time"] <= end)]
             m = m.sort_values("start").drop_duplicates("index", keep="last")
-            ex.loc[m["index"].to_numpy()] = m["span_id"].to_numpy()
+            ex.loc[m["index"].to_numpy()] = m["span_key"].to_numpy()
         tid = lg["template_id"].astype(str)
         key = "log " + (tid.map(siblings).fillna(tid) if siblings else tid)
         if "template" in lg:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..core.model import span_key
 from .evidence import poisson_change
 
 __all__ = ["call_graph", "with_self_time", "latency_table", "trace_evidence"]
@@ -32,9 +33,10 @@ def call_graph(spans: pd.DataFrame) -> dict[str, list[str]]:
     """Caller service -> sorted callee services, from parent/child spans (self-calls dropped)."""
     if spans.empty:
         return {}
-    parent = spans[["span_id", "service"]].rename(columns={"span_id": "parent_id",
-                                                           "service": "caller"})
-    e = spans[["parent_id", "service"]].dropna().merge(parent, on="parent_id")
+    parent = pd.DataFrame({"parent_key": span_key(spans["trace_id"], spans["span_id"]),
+                           "caller": spans["service"]})
+    e = pd.DataFrame({"parent_key": span_key(spans["trace_id"], spans["parent_id"]),
+                      "service": spans["service"]}).dropna().merge(parent, on="parent_key")
     e = e[e["caller"] != e["service"]]
     graph: dict[str, list[str]] = {}
     for caller, g in e.groupby("caller"):
@@ -46,11 +48,12 @@ def with_self_time(spans: pd.DataFrame) -> pd.DataFrame:
     """Spans plus `caller` (the parent span's service, None for roots and orphans) and
     `self_ms` (duration minus the summed durations of its children, clipped at 0)."""
     s = spans.copy()
-    kids = s.dropna(subset=["parent_id"]).groupby("parent_id")["duration_ms"].sum()
-    s["self_ms"] = (s["duration_ms"] - s["span_id"].map(kids).fillna(0.0)).clip(lower=0.0)
-    caller = s.set_index("span_id")["service"]
+    own, up = span_key(s["trace_id"], s["span_id"]), span_key(s["trace_id"], s["parent_id"])
+    kids = s["duration_ms"].groupby(up).sum()
+    s["self_ms"] = (s["duration_ms"] - own.map(kids).fillna(0.0)).clip(lower=0.0)
+    caller = pd.Series(s["service"].to_numpy(), index=own.to_numpy())
     caller = caller[~caller.index.duplicated()]
-    s["caller"] = s["parent_id"].map(caller)
+    s["caller"] = up.map(caller)
     return s
 
 

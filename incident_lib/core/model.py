@@ -14,7 +14,7 @@ from .errors import InputError
 from .safe import clean_text, md_inline
 
 __all__ = ["Incident", "Severity", "DEFAULT_SEVERITY_SCALE", "parse_time", "iso",
-           "FINDINGS_SCHEMA"]
+           "FINDINGS_SCHEMA", "span_key"]
 
 FINDINGS_SCHEMA = "incident_lib.findings/v1"
 
@@ -104,6 +104,16 @@ def iso(ts: pd.Timestamp | datetime | None) -> str | None:
     if t.tzinfo is None:
         t = t.tz_localize("UTC")
     return t.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def span_key(trace_ids: pd.Series, ids: pd.Series) -> pd.Series:
+    """A span id made unique across traces: the W3C and OpenTelemetry ids are random 64-bit
+    values, but Zipkin v1 exports and many span tables number spans within each trace, so
+    span 2 of one trace is not span 2 of another. Links between spans (parent, the span a
+    log line names) are read through this key; None where the id is missing."""
+    tid = trace_ids.astype(object).where(trace_ids.notna(), "")
+    key = tid.astype(str) + "\x1f" + ids.astype(str)
+    return key.where(ids.notna(), None).astype(object)
 
 
 @dataclass

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import SourceError
+from ..core.model import span_key
 from .base import SPAN_COLUMNS, QueryResult
 from .podmap import pod_rule
 from .tables import (
@@ -126,8 +127,9 @@ class FilesSpanSource:
                             f"cycle; {int(cyc.sum())} span(s) in cycles dropped")
             df = df[~cyc]
             partial = True
-        known = set(df["span_id"])
-        orphan = df["parent_id"].notna() & ~df["parent_id"].isin(known)
+        known = set(span_key(df["trace_id"], df["span_id"]))
+        up = span_key(df["trace_id"], df["parent_id"])
+        orphan = up.notna() & ~up.isin(known)
         if orphan.any():
             warnings.append(f"{int(orphan.sum())} span(s) name a parent that is not in the "
                             f"data read (truncated traces or the window edge), e.g. "
@@ -205,8 +207,10 @@ class FilesSpanSource:
 
 
 def find_cycles(df: pd.DataFrame) -> pd.Series:
-    """Boolean mask of spans whose parent chain loops back (self-parent included)."""
-    parent = dict(zip(df["span_id"], df["parent_id"], strict=False))
+    """Boolean mask of spans whose parent chain loops back (self-parent included); span ids
+    are read within their trace (core.model.span_key)."""
+    own = span_key(df["trace_id"], df["span_id"])
+    parent = dict(zip(own, span_key(df["trace_id"], df["parent_id"]), strict=False))
     state: dict[Any, int] = {}  # 1 = on the current path, 2 = done (no cycle), 3 = in a cycle
     for sid in parent:
         path = []
@@ -219,7 +223,7 @@ def find_cycles(df: pd.DataFrame) -> pd.Series:
         verdict_cycle = looped or (cur is not None and state.get(cur) == 3)
         for s in path:
             state[s] = 3 if verdict_cycle else 2
-    return df["span_id"].map(lambda s: state.get(s) == 3).astype(bool)
+    return own.map(lambda s: state.get(s) == 3).astype(bool)
 
 
 def _attr_value(v: dict[str, Any]) -> Any:

@@ -218,6 +218,31 @@ def test_a_parent_cycle_ends_and_leaves_the_cycle_without_an_execution() -> None
         {"trace_id": "t", "span_id": "y", "parent_id": "x", "service": "s", "operation": "o"},
         {"trace_id": "t", "span_id": "r", "parent_id": None, "service": "s", "operation": "o"},
         {"trace_id": "t", "span_id": "c", "parent_id": "r", "service": "s", "operation": "p"}])
-    ex = executions(spans)
-    assert ex.loc["c", "execution"] == "r" and ex.loc["r", "entry"]
+    ex = executions(spans).reset_index().set_index("span_id")
+    assert ex.loc["c", "execution"] == ex.loc["r", "span_key"] and ex.loc["r", "entry"]
     assert ex.loc[["x", "y"], "execution"].isna().all()
+
+
+def test_executions_read_span_ids_within_their_trace() -> None:
+    """An exporter that numbers spans within each trace: span 2 of trace u is not span 2 of
+    trace v, and a log line's span id means the span of its own trace."""
+    spans, logs = [], []
+    for t in _times(BASE, 30) + _times(INC, 15):
+        tid = f"u{next(_ids)}"
+        slow = t >= INC[0]
+        spans += [
+            {"trace_id": tid, "span_id": "1", "parent_id": None, "service": "front",
+             "operation": "GET /", "start": t, "duration_ms": 40.0, "status": None},
+            {"trace_id": tid, "span_id": "2", "parent_id": "1", "service": "svc-a",
+             "operation": "/pay", "start": t, "duration_ms": 30.0, "status": None}]
+        logs += [{"time": t + pd.Timedelta("9s"), "service": "svc-a", "level": level,
+                  "message": msg, "host": "h", "trace_id": tid, "span_id": "2",
+                  "status": None} for level, msg in (OK if not slow else OK[:1])]
+    spans_df = pd.DataFrame(spans)
+    ids, texts = mine_templates([x["message"] for x in logs])
+    logs_df = pd.DataFrame(logs).assign(template_id=ids, template=[texts[i] for i in ids])
+    ex = executions(spans_df)
+    assert len(ex) == len(spans_df)  # no span lost to another trace's span of the same id
+    assert ex["entry"].all()  # every span opens an execution of its own service
+    a = _row(behaviour_evidence(spans_df, logs_df, BASE, INC), "svc-a")
+    assert a["behaviour"] > 0.8 and a["emission"].startswith("log: price quote")

@@ -68,3 +68,27 @@ def test_latency_table_per_edge() -> None:
     t = latency_table(_spans(3)).set_index(["caller", "service"])
     assert t.loc[("checkout", "db"), "spans"] == 300
     assert t.loc[("(root)", "frontend"), "p50_ms"] >= 10
+
+
+def _per_trace_ids() -> pd.DataFrame:
+    """Two traces whose exporter numbers spans from 1 within each trace (as Zipkin v1 and
+    some span tables do): the same span id means another span in another trace."""
+    return pd.DataFrame([
+        {"trace_id": "a", "span_id": "1", "parent_id": None, "service": "gateway",
+         "operation": "GET /", "start": T0, "duration_ms": 100.0, "status": None},
+        {"trace_id": "a", "span_id": "2", "parent_id": "1", "service": "orders",
+         "operation": "list", "start": T0, "duration_ms": 90.0, "status": None},
+        {"trace_id": "b", "span_id": "1", "parent_id": None, "service": "search",
+         "operation": "GET /q", "start": T0, "duration_ms": 50.0, "status": None},
+        {"trace_id": "b", "span_id": "2", "parent_id": "1", "service": "catalog",
+         "operation": "find", "start": T0, "duration_ms": 10.0, "status": None}])
+
+
+def test_span_ids_are_read_within_their_trace() -> None:
+    spans = _per_trace_ids()
+    assert call_graph(spans) == {"gateway": ["orders"], "search": ["catalog"]}
+    s = with_self_time(spans).set_index("service")
+    assert s.loc["gateway", "self_ms"] == pytest.approx(10.0)  # 100 - its own child's 90
+    assert s.loc["search", "self_ms"] == pytest.approx(40.0)
+    assert s.loc["catalog", "caller"] == "search" and s.loc["orders", "caller"] == "gateway"
+    assert s.loc["orders", "span_id"] == "2"  # the ids a user sees are kept as they were

@@ -154,3 +154,17 @@ def test_only_overlapping_files_are_parsed(tmp_path: Path) -> None:
     assert res.notes["files"] == ["a_trace.csv"]
     far.write_text(far.read_text() + "garbage that would not parse,,,\n")
     assert _src(tmp_path).spans(*W).frame["span_id"].tolist() == ["s1"]
+
+
+def test_span_ids_repeated_in_other_traces_are_no_cycle_and_no_parent(tmp_path: Path) -> None:
+    """Span ids numbered within each trace: t2's s1 names s2 as its parent, and s2 exists
+    only in t1, whose s2 is a child of t1's s1. That is a missing parent, not a cycle."""
+    _csv(tmp_path / "a_trace.csv", [
+        f"t1,s1,root,a-0,op,{NS},{NS + 10}",
+        f"t1,s2,s1,b-0,op,{NS + 1},{NS + 9}",
+        f"t2,s0,root,a-0,op,{NS + 2},{NS + 9}",
+        f"t2,s1,s2,b-0,op,{NS + 3},{NS + 9}",
+    ])
+    res = _src(tmp_path).spans(*W)
+    assert len(res.frame) == 4 and res.notes["cycles"] == 0 and not res.partial
+    assert res.notes["orphans"] == 1
