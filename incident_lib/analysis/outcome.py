@@ -35,6 +35,7 @@ import pandas as pd
 from .behaviour import behaviour_text
 from .onset import robust_baseline
 from .rootcause import METRIC_ROLES
+from .traces import link_text
 
 __all__ = ["strongest_deviation", "decide_outcome", "corroboration_of", "root_cause_claim",
            "fmt_value", "OUTCOME_KINDS"]
@@ -196,8 +197,11 @@ def decide_outcome(
             else:
                 within = "no customer-facing signal left the range it held in the baseline"
             saturated = (corroboration or {}).get("saturated") or []
-            quiet = (f"the {' and the '.join(measured)} show no rise in errors and no "
-                     "operation behaving differently than in the baseline")
+            looked = (corroboration or {}).get("looked_for") or [
+                "rise in errors", "operation behaving differently"]
+            quiet = (f"the {' and the '.join(measured)} show no "
+                     + (", no ".join(looked[:-1]) + " and no " + looked[-1] if len(looked) > 1
+                        else looked[0]) + " than in the baseline")
             if saturated:
                 kind = "inconclusive"
                 logs = quiet if measured else "no logs or spans confirm a fault"
@@ -229,9 +233,10 @@ def corroboration_of(log_evidence: pd.DataFrame | None, behaviour: pd.DataFrame 
                      *, error_gate: float, behaviour_gate: float,
                      unmeasured: list[str] | None = None,
                      saturation: pd.DataFrame | None = None,
-                     metric_gate: float | None = None) -> dict[str, Any]:
-    """What the logs and spans of the window say about a fault: {measured, found, unmeasured,
-    saturated}.
+                     metric_gate: float | None = None,
+                     links: pd.DataFrame | None = None) -> dict[str, Any]:
+    """What the logs and spans of the window say about a fault: {measured, looked_for, found,
+    unmeasured, saturated}; looked_for names what the measured evidence could have shown.
 
     saturated: one sentence per pod whose own-state signal (evidence.metric_excursions rows of
     a rootcause.METRIC_ROLES role) went past `metric_gate` times the largest deviation of its
@@ -245,13 +250,17 @@ def corroboration_of(log_evidence: pd.DataFrame | None, behaviour: pd.DataFrame 
     executions from spans); found holds one sentence per service whose error share rose
     beyond sampling noise by at least `error_gate` (evidence.log_evidence's
     error_share_delta) or whose operations changed what they do by at least
-    `behaviour_gate` (behaviour.behaviour_evidence), strongest first. The gates are the
-    ranking's (rootcause.RankConfig), so what confirms an incident is what ranks a cause.
+    `behaviour_gate` (behaviour.behaviour_evidence), or one per call edge whose calls slowed
+    on the wire beyond sampling noise (traces.link_table, effect > 0), strongest first. The
+    gates are the ranking's (rootcause.RankConfig), so what confirms an incident is what ranks
+    a cause.
     """
     measured: list[str] = []
+    looked: list[str] = []
     found: list[tuple[float, str]] = []
     le = log_evidence if log_evidence is not None else pd.DataFrame()
     if len(le):
+        looked.append("rise in errors")
         measured.append(f"{int(le['lines_incident'].sum()):,} log lines of the window "
                         f"({int(le['lines_baseline'].sum()):,} in the baseline)")
         for r in le[le["error_share_delta"] >= error_gate].itertuples():
@@ -260,9 +269,15 @@ def corroboration_of(log_evidence: pd.DataFrame | None, behaviour: pd.DataFrame 
                           f" (baseline {r.errors_baseline} of {r.lines_baseline})"))
     be = behaviour if behaviour is not None else pd.DataFrame()
     if len(be):
+        looked.append("operation behaving differently")
         measured.append(f"operations of {len(be)} services in the spans")
         for _, r in be[be["behaviour"] >= behaviour_gate].iterrows():
             found.append((float(r["behaviour"]), f"{r['service']} {behaviour_text(r)}"))
+    if links is not None and len(links):
+        looked.append("call slower on the wire")
+        measured.append(f"{len(links)} call edges between services in the spans")
+        for _, r in links[links["effect"] > 0].iterrows():
+            found.append((float(r["effect"]), link_text(r)))
     found.sort(key=lambda x: -x[0])
     saturated = []
     if saturation is not None and len(saturation) and metric_gate is not None:
@@ -272,7 +287,7 @@ def corroboration_of(log_evidence: pd.DataFrame | None, behaviour: pd.DataFrame 
             saturated.append(f"{r.pod}: {r.signal} {fmt_value(r.baseline, str(r.unit))} to "
                              f"{fmt_value(r.incident, str(r.unit))}, {r.over_peak:.0f} times "
                              "the largest deviation of its baseline")
-    return {"measured": measured, "found": [t for _, t in found],
+    return {"measured": measured, "looked_for": looked, "found": [t for _, t in found],
             "unmeasured": list(unmeasured or []), "saturated": saturated}
 
 

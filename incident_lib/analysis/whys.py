@@ -75,6 +75,9 @@ def five_whys(
     # the operations whose executions changed (analysis.behaviour), cited from the spans read
     beh = [{"evidence": "spans", "service": culprit, "numbers": e["text"]}
            for e in (top or {}).get("evidence", []) if e.get("kind") == "behaviour"][:2]
+    # the calls it is an end of that slowed on the wire (analysis.traces.link_table)
+    wire = [{"evidence": "spans", "service": culprit, "numbers": e["text"]}
+            for e in (top or {}).get("evidence", []) if e.get("kind") == "trace_link"][:2]
     if culprit and culprit != alert_service:
         ev = [_metric_ev(anomalies, culprit, s) for s in ("error_rate", "latency_p99", "traffic",
                                                           "cpu")]
@@ -82,18 +85,24 @@ def five_whys(
         if path and beh:
             text = (f"Its dependency {culprit} changed what it does when serving requests, on "
                     f"the call path {' -> '.join(path)}.")
+        elif path and wire:
+            text = (f"Calls to and from its dependency {culprit} slowed on the wire, on the "
+                    f"call path {' -> '.join(path)}.")
         elif path:
             text = (f"Its dependency {culprit} failed first and the failure propagated along "
                     f"{' -> '.join(path)}.")
         elif beh:
             text = (f"{culprit} is not on {alert_service}'s call path in the traces read; "
                     "its own operations changed what they do when the alert fired.")
+        elif wire:
+            text = (f"{culprit} is not on {alert_service}'s call path in the traces read; "
+                    "calls to and from it slowed on the wire when the alert fired.")
         else:
             link = next((e["text"] for e in (top or {}).get("evidence", [])
                          if e["kind"] == "dependency"), "")
             text = (f"{culprit} is not on {alert_service}'s call path but moved first"
                     + (f" ({link})" if link else "") + ".")
-        add(f"Why did {alert_service} fail?", text, ev + beh[:1])
+        add(f"Why did {alert_service} fail?", text, ev + beh[:1] + wire[:1])
     if culprit:
         tpl = _templates(templates, culprit, None)
         link = " ".join(e["text"] for e in (top or {}).get("evidence", [])
@@ -108,6 +117,8 @@ def five_whys(
         parts = []
         if beh:
             parts.append(f"{culprit}'s executions changed {beh[0]['numbers']}")
+        if wire:
+            parts.append(f"the {wire[0]['numbers']}")
         if tpl:
             parts.append(f"{culprit} logged a new or surging template: {tpl[0]['template']!r}")
         if sat:
@@ -117,7 +128,7 @@ def five_whys(
         text = "; ".join(parts) if parts else f"No signal of {culprit} itself explains it"
         question = (f"Why did {culprit} fail?" if failing or culprit == alert_service
                     or path else f"What went wrong on {culprit}?")
-        add(question, text + ".", beh + tpl[:2] + sat[:1] + blame)
+        add(question, text + ".", beh + wire + tpl[:2] + sat[:1] + blame)
     if top and top.get("change_id"):
         ev = [{"evidence": "changes", "query": queries.get("changes", ""),
                "numbers": next((e["text"] for e in top["evidence"] if e["kind"] == "change"), "")}]

@@ -21,7 +21,7 @@ from ..analysis.rootcause import (
 from ..analysis.spikes import compare_counts, template_changes, what_changed
 from ..analysis.suspects import rank_suspects
 from ..analysis.templates import mine_templates
-from ..analysis.traces import call_graph, trace_evidence
+from ..analysis.traces import call_graph, link_table, link_text, trace_evidence
 from ..core.errors import StageError
 from ..core.findings import CorrelationFindings
 from ..core.model import iso
@@ -268,10 +268,11 @@ def service_ranking(run: Run, ctx: Section, logs: pd.DataFrame | None,
         lb, lh = _reference_split(logs, "time", base, ref)
         le = log_evidence(logs, lb, inc, history=lh)
         ne = named_in_errors(logs, known, lb, inc, history=lh)
-    te = be = None
+    te = be = lt = None
     if len(spans):
         sb, sh = _reference_split(spans, "start", base, ref)
-        te = trace_evidence(spans, sb, inc, history=sh)
+        lt = link_table(spans, sb, inc, history=sh)
+        te = trace_evidence(spans, sb, inc, history=sh, links=lt)
         bb, bh = _reference_split(spans, "start", base, ref_b)
         bl = (_reference_split(logs, "time", base, ref_b)[1]
               if bh is not None and logs is not None and len(logs) else None)
@@ -292,8 +293,13 @@ def service_ranking(run: Run, ctx: Section, logs: pd.DataFrame | None,
     changed = ([{k: (round(float(v), 4) if isinstance(v, float) else v) for k, v in r.items()}
                 for r in be[be["service"].isin(shown) & (be["behaviour"] > 0)].to_dict("records")]
                if be is not None and len(be) else [])
+    slow = (lt[(lt["effect"] > 0) & (lt["caller"].isin(shown) | lt["callee"].isin(shown))]
+            if lt is not None and "trace_link" in cfg.kinds else None)
+    slow_links = ([{k: (round(float(v), 4) if isinstance(v, float) else v) for k, v in r.items()}
+                   for r in slow.head(10).to_dict("records")] if slow is not None else [])
     out = {**decision, "ranking": rows, "kinds_used": kinds, "missing": missing,
-           "behaviour": changed, "behaviour_window": [iso(firing[0]), iso(firing[1])],
+           "behaviour": changed, "links": slow_links,
+           "behaviour_window": [iso(firing[0]), iso(firing[1])],
            "behaviour_baseline": "reference period" if ref_b is not None else "period before",
            "calls_from": "topology" if calls_of(run) else ("spans" if calls else "none"),
            "events_baseline": "reference period" if ref is not None else "period before",
@@ -302,7 +308,8 @@ def service_ranking(run: Run, ctx: Section, logs: pd.DataFrame | None,
                behaviour_gate=cfg.gates["behaviour"],
                unmeasured=_unmeasured(logs, le, spans, be, declared, note),
                saturation=me if "metric" in cfg.kinds else None,
-               metric_gate=cfg.gates["metric"])}
+               metric_gate=cfg.gates["metric"],
+               links=lt if "trace_link" in cfg.kinds else None)}
     if note:
         out["note"] = note
     return out
@@ -363,6 +370,8 @@ def stated_first(ranked: list[dict[str, Any]], root: str, sr: dict[str, Any]
     mine = next(r for r in sr["ranking"] if r["service"] == root)
     ev = [{"kind": "behaviour", "text": behaviour_text(b)}
           for b in sr.get("behaviour", []) if b["service"] == root]
+    ev += [{"kind": "trace_link", "text": link_text(r)} for r in sr.get("links", [])
+           if root in (r["caller"], r["callee"])]
     ev += [{"kind": k, "text": f"{KINDS[k][0]}: {v:.2f} of the strongest service's"}
            for k, v in mine["kinds"].items() if k != "behaviour"]
     if own is None:
@@ -439,7 +448,9 @@ def suspects(run: Run, ctx: Section, an: Section, tpl: Section, ch: Section) -> 
         for b in sr.get("behaviour", [])[:5]:
             md += (f"\n- behaviour of {md_inline(b['service'])}: "
                    f"{md_inline(behaviour_text(b), 400)}")
-        if sr.get("behaviour"):
+        for r in sr.get("links", [])[:5]:
+            md += f"\n- slow link: {md_inline(link_text(r), 400)}"
+        if sr.get("behaviour") or sr.get("links"):
             md += "\n"
     md += ("\n**Root cause:** " + (md_inline(root) if root else "none stated") + " ("
            + md_inline(reason) + ")")

@@ -164,7 +164,7 @@ def test_corroboration_counts_what_passes_the_ranking_gates() -> None:
                           "executions (normal 0% of 300)",
                           "payments: error lines 1991 of 8051 (baseline 0 of 17020)"]
     assert corroboration_of(None, None, error_gate=0.01, behaviour_gate=0.2) == {
-        "measured": [], "found": [], "unmeasured": [], "saturated": []}
+        "measured": [], "looked_for": [], "found": [], "unmeasured": [], "saturated": []}
 
 
 def test_a_pod_saturated_past_the_metric_gate_is_named_and_nothing_below_it() -> None:

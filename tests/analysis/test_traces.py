@@ -92,3 +92,83 @@ def test_span_ids_are_read_within_their_trace() -> None:
     assert s.loc["search", "self_ms"] == pytest.approx(40.0)
     assert s.loc["catalog", "caller"] == "search" and s.loc["orders", "caller"] == "gateway"
     assert s.loc["orders", "span_id"] == "2"  # the ids a user sees are kept as they were
+
+
+def _span(i: int, start: pd.Timestamp, sid: str, parent: str | None, service: str,
+          op: str, own: float) -> dict:
+    return {"trace_id": f"t{i}", "span_id": f"{i}{sid}",
+            "parent_id": f"{i}{parent}" if parent else None, "service": service,
+            "operation": op, "start": start, "duration_ms": own, "status": None}
+
+
+def _delay_traces(delayed: str | None, ms: float = 120.0) -> pd.DataFrame:
+    """front -> a -> c -> d and front -> b -> c, every call through a client span of the
+    caller (as OpenTelemetry agents record it). A network delay on `delayed` adds `ms` to each
+    call it is an end of, in the incident window only: its callers wait for its answers and
+    its own calls leave late. Server spans of the delayed pod keep their own time."""
+    rows: list[dict] = []
+    for i in range(300):
+        start = T0 + pd.Timedelta(minutes=i * 0.1)
+        late = delayed is not None and i >= 200
+        jitter = 1.0 + (i % 7) * 0.2
+        chain = [("f", None, "front"), ("v", "f", "a" if i % 2 else "b"), ("c", "v", "c"),
+                 ("d", "c", "d")]
+        spans: list[dict] = []
+        owner = {}
+        for sid, parent, service in chain:
+            owner[sid] = service
+            if parent:  # the caller's client span: its time on the wire is the link time
+                wire = jitter + (ms if late and delayed in (service, owner[parent]) else 0.0)
+                spans.append(_span(i, start, f"{parent}x", parent, owner[parent], "HTTP GET",
+                                   wire))
+            spans.append(_span(i, start, sid, f"{parent}x" if parent else None, service,
+                               f"{service} op", 2.0))
+        # durations: each span's own time plus its children's, bottom-up
+        by_id = {s["span_id"]: s for s in spans}
+        for s in reversed(spans):
+            if s["parent_id"]:
+                by_id[s["parent_id"]]["duration_ms"] += s["duration_ms"]
+        rows += spans
+    return pd.DataFrame(rows)
+
+
+def test_a_delayed_pod_is_the_end_of_every_slow_link_and_leads_the_link_kind() -> None:
+    from incident_lib.analysis.rootcause import RankConfig, evidence_table, rank_services
+    from incident_lib.analysis.traces import link_table
+
+    quiet = trace_evidence(_delay_traces(None), BASE, INC).set_index("service")
+    assert (quiet["link_slow"] == 0).all()  # no delay, no slow link
+    spans = _delay_traces("c")
+    lt = link_table(spans, BASE, INC)
+    slow = {(r.caller, r.callee) for r in lt.itertuples() if r.effect > 0}
+    assert slow == {("a", "c"), ("b", "c"), ("c", "d")}  # front's calls are as fast as ever
+    row = lt.set_index(["caller", "callee"]).loc[("c", "d")]
+    assert row["base_p50_ms"] < 3 and row["incident_p50_ms"] > 120
+    out = trace_evidence(spans, BASE, INC).set_index("service")
+    assert out["link_slow"].idxmax() == "c"
+    # self time flags the callers' client spans as much (they wait on the wire): it cannot
+    # tell the delayed pod from its callers; the links' ends can
+    assert out.loc["a", "self_ms_sig"] > 10 and out.loc["b", "self_ms_sig"] > 10
+    assert out.loc["c", "link_slow"] > 2 * out.loc[["a", "b", "d"], "link_slow"].max()
+    ranked = rank_services(evidence_table(traces=out.reset_index()), RankConfig(),
+                           calls=call_graph(spans))
+    assert ranked.iloc[0]["service"] == "c" and ranked.iloc[0]["rank"] == 1
+    assert set(ranked.iloc[1:]["service"]) <= {"a", "b", "d"}
+
+
+def test_a_call_whose_parent_has_several_children_has_no_link_time() -> None:
+    """A span that calls two services itself (no client span per call): its own time cannot be
+    split between the two calls, so neither call gets a link time."""
+    from incident_lib.analysis.traces import link_table
+
+    rows = []
+    for i in range(300):
+        start = T0 + pd.Timedelta(minutes=i * 0.1)
+        slow = 200.0 if i >= 200 else 1.0
+        rows += [{"trace_id": f"t{i}", "span_id": "p", "parent_id": None, "service": "front",
+                  "operation": "GET /", "start": start, "duration_ms": 10.0 + slow,
+                  "status": None}]
+        rows += [{"trace_id": f"t{i}", "span_id": s, "parent_id": "p", "service": s,
+                  "operation": "op", "start": start, "duration_ms": 5.0, "status": None}
+                 for s in ("x", "y")]
+    assert link_table(pd.DataFrame(rows), BASE, INC).empty

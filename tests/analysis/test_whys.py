@@ -121,3 +121,22 @@ def test_a_culprit_found_by_its_behaviour_is_explained_by_it_not_by_a_failure_fi
     off = five_whys("web", [sus], pd.DataFrame(columns=["service", "signal", "score"]),
                     pd.DataFrame(), {"web": ["cart"]}, {"spans": "spans 10:00-10:30"})
     assert "not on web's call path" in off[1]["answer"] and "moved first" not in off[1]["answer"]
+
+
+def test_a_culprit_found_by_its_slow_links_is_explained_by_the_wire() -> None:
+    """Only the calls to and from `pricing` slowed (a network delay): the whys say so and cite
+    the span numbers; they do not claim pricing "failed first" or behaved differently."""
+    text = ("calls pricing -> db: 100% of 40 slower than normal on the wire (link time p50 "
+            "1.6 ms -> 121.6 ms, baseline p95 2.2 ms over 60 calls)")
+    sus = _suspect(service="pricing", change_id=None, change=None, change_type=None,
+                   change_time=None, evidence=[{"kind": "trace_link", "text": text}])
+    whys = five_whys("web", [sus], pd.DataFrame(columns=["service", "signal", "score"]),
+                     pd.DataFrame(), {"web": ["pricing"]}, {"spans": "spans 10:00-10:30"})
+    second, third = whys[1], whys[2]
+    assert "failed first" not in second["answer"]
+    assert "slowed on the wire" in second["answer"] and "web -> pricing" in second["answer"]
+    assert third["status"] == "fact"
+    cited = third["evidence"][0]
+    assert (cited["evidence"], cited["service"], cited["numbers"]) == ("spans", "pricing", text)
+    assert "No signal of pricing itself" not in third["answer"]
+    assert "changed what it does" not in second["answer"]

@@ -284,3 +284,27 @@ def test_a_pod_pinned_at_its_cpu_limit_is_named_though_nothing_confirms_harm() -
     assert c["found"] == []
     assert len(c["saturated"]) == 1 and c["saturated"][0].startswith(
         "worker-7f-x: cpu 0.0055 cores to 0.5 cores")
+
+
+def test_a_delayed_pod_is_ranked_by_its_slow_links_and_they_confirm_the_fault() -> None:
+    """Only the wire slows (a network delay on pod c): the ranking puts c first on its links,
+    the suspects cite the slow calls, and the corroboration counts them as a sign of harm."""
+    from incident_lib.analysis.rootcause import RankConfig
+    from tests.analysis.test_traces import _delay_traces
+
+    class DelayRun(StubRun):
+        @property
+        def spans(self) -> Any:
+            return SimpleNamespace(spans=lambda a, b: QueryResult(_delay_traces("c"), "q",
+                                                                  "stub"))
+
+    ctx = Section("Windows", "", {"baseline": BASE, "incident": INC})
+    out = service_ranking(DelayRun(), ctx, None, RankConfig())  # type: ignore[arg-type]
+    assert out["ranking"][0]["service"] == "c" and out["ranking"][0]["rank"] == 1
+    assert set(out["ranking"][0]["kinds"]) == {"trace_link"}
+    assert {(r["caller"], r["callee"]) for r in out["links"]} == {("a", "c"), ("b", "c"),
+                                                                  ("c", "d")}
+    c = out["corroboration"]
+    assert any(f.startswith("calls c -> d: 100% of 100 slower than normal on the wire")
+               for f in c["found"]), c["found"]
+    assert "call slower on the wire" in c["looked_for"]
