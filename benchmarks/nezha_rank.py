@@ -93,7 +93,7 @@ def features(root: Path, baseline: tuple[pd.Timestamp, pd.Timestamp],
              history: tuple[pd.DataFrame, pd.DataFrame] | None, fresh: bool = False
              ) -> dict[str, object]:
     """Evidence table and call graph of one window (cached on disk)."""
-    key = hashlib.sha1(f"v10|{root}|{baseline}|{incident}|{history is not None}".encode()
+    key = hashlib.sha1(f"v11|{root}|{baseline}|{incident}|{history is not None}".encode()
                        ).hexdigest()[:16]
     path = CACHE / f"feat_{key}.pkl"
     if path.exists() and not fresh:
