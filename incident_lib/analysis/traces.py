@@ -123,11 +123,8 @@ def link_table(
             "incident_p50_ms", "slow_share", "sig", "effect"]
     if spans.empty:
         return pd.DataFrame(columns=cols)
-    lk = _links(spans)
-    base = lk[(lk["start"] >= baseline[0]) & (lk["start"] < baseline[1])]
-    if history is not None and not history.empty:
-        base = pd.concat([base, _links(history)], ignore_index=True)
-    inc = lk[(lk["start"] >= incident[0]) & (lk["start"] <= incident[1])]
+    base, inc = _periods(_links(spans), baseline, incident,
+                         _links(history) if history is not None and len(history) else None)
     if base.empty or inc.empty:
         return pd.DataFrame(columns=cols)
     g0 = base.groupby(["caller", "callee"])["link_ms"]
@@ -145,9 +142,7 @@ def link_table(
                                "slow_share": g1["above"].mean()}), how="inner")
     out = out[out["incident_calls"] >= min_spans]
     n1, a1 = out["incident_calls"].to_numpy(float), out["slow_share"].to_numpy(float)
-    k1 = np.round(a1 * n1)
-    out["sig"] = np.minimum(-np.log10(np.maximum(
-        stats.binom.sf(k1 - 1, n1, 1 - QUANTILE), 1e-300)), 50.0)
+    out["sig"] = _above_sig(np.round(a1 * n1), n1)
     se = np.sqrt((a1 * (1 - a1) + 0.25 / n1) / n1)
     out["effect"] = np.where(out["sig"] >= SIG_GATE,
                              np.clip(a1 - 2.0 * se - (1 - QUANTILE), 0.0, None), 0.0)
@@ -170,10 +165,25 @@ def _slow(base: pd.DataFrame, inc: pd.DataFrame, col: str) -> pd.DataFrame:
     j = inc.join(q, on=["service", "operation"], how="inner")
     j["above"] = j[col] > j["q"]
     g = j.groupby("service")["above"].agg(["sum", "size"])
-    p = stats.binom.sf(g["sum"].to_numpy() - 1, g["size"].to_numpy(), 1 - QUANTILE)
     return pd.DataFrame({"service": g.index, f"{col}_slow": g["sum"].to_numpy(),
                          f"{col}_n": g["size"].to_numpy(),
-                         f"{col}_sig": np.minimum(-np.log10(np.maximum(p, 1e-300)), 50.0)})
+                         f"{col}_sig": _above_sig(g["sum"].to_numpy(), g["size"].to_numpy())})
+
+
+def _above_sig(k: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """-log10 p (capped at 50) of k of n above a baseline p95, against the 5% expected."""
+    p = stats.binom.sf(np.asarray(k, float) - 1, np.asarray(n, float), 1 - QUANTILE)
+    return np.minimum(-np.log10(np.maximum(p, 1e-300)), 50.0)
+
+
+def _periods(rows: pd.DataFrame, baseline: tuple[pd.Timestamp, pd.Timestamp],
+             incident: tuple[pd.Timestamp, pd.Timestamp], history: pd.DataFrame | None
+             ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(baseline rows plus the history, incident rows) by `start`."""
+    base = rows[(rows["start"] >= baseline[0]) & (rows["start"] < baseline[1])]
+    if history is not None and not history.empty:
+        base = pd.concat([base, history], ignore_index=True)
+    return base, rows[(rows["start"] >= incident[0]) & (rows["start"] <= incident[1])]
 
 
 def trace_evidence(
@@ -198,11 +208,9 @@ def trace_evidence(
             "calls_down_sig", "calls_up_sig", "errors_sig", "link_slow"]
     if spans.empty:
         return pd.DataFrame(columns=cols)
-    s = with_self_time(spans)
-    base = s[(s["start"] >= baseline[0]) & (s["start"] < baseline[1])]
-    if history is not None and not history.empty:
-        base = pd.concat([base, with_self_time(history)], ignore_index=True)
-    inc = s[(s["start"] >= incident[0]) & (s["start"] <= incident[1])]
+    base, inc = _periods(with_self_time(spans), baseline, incident,
+                         with_self_time(history) if history is not None and len(history)
+                         else None)
     if base.empty or inc.empty:
         return pd.DataFrame(columns=cols)
     share = len(inc) / (len(inc) + len(base))
