@@ -34,7 +34,7 @@ import pandas as pd
 
 from .behaviour import behaviour_text
 from .onset import robust_baseline
-from .rootcause import METRIC_ROLES
+from .rootcause import KINDS, METRIC_ROLES
 from .traces import link_text
 
 __all__ = ["strongest_deviation", "decide_outcome", "corroboration_of", "root_cause_claim",
@@ -234,7 +234,8 @@ def corroboration_of(log_evidence: pd.DataFrame | None, behaviour: pd.DataFrame 
                      unmeasured: list[str] | None = None,
                      saturation: pd.DataFrame | None = None,
                      metric_gate: float | None = None,
-                     links: pd.DataFrame | None = None) -> dict[str, Any]:
+                     links: pd.DataFrame | None = None,
+                     link_gate: float | None = None) -> dict[str, Any]:
     """What the logs and spans of the window say about a fault: {measured, looked_for, found,
     unmeasured, saturated}; looked_for names what the measured evidence could have shown.
 
@@ -251,9 +252,9 @@ def corroboration_of(log_evidence: pd.DataFrame | None, behaviour: pd.DataFrame 
     beyond sampling noise by at least `error_gate` (evidence.log_evidence's
     error_share_delta) or whose operations changed what they do by at least
     `behaviour_gate` (behaviour.behaviour_evidence), or one per call edge whose calls slowed
-    on the wire beyond sampling noise (traces.link_table, effect > 0), strongest first. The
-    gates are the ranking's (rootcause.RankConfig), so what confirms an incident is what ranks
-    a cause.
+    on the wire by an effect of at least `link_gate` (traces.link_table; default the
+    `trace_link` kind's gate), strongest first. The gates are the ranking's
+    (rootcause.RankConfig), so what confirms an incident is what ranks a cause.
     """
     measured: list[str] = []
     looked: list[str] = []
@@ -276,7 +277,8 @@ def corroboration_of(log_evidence: pd.DataFrame | None, behaviour: pd.DataFrame 
     if links is not None and len(links):
         looked.append("call slower on the wire")
         measured.append(f"{len(links)} call edges between services in the spans")
-        for _, r in links[links["effect"] > 0].iterrows():
+        gate = KINDS["trace_link"][1] if link_gate is None else link_gate
+        for _, r in links[(links["effect"] > 0) & (links["effect"] >= gate)].iterrows():
             found.append((float(r["effect"]), link_text(r)))
     found.sort(key=lambda x: -x[0])
     saturated = []

@@ -293,7 +293,8 @@ def service_ranking(run: Run, ctx: Section, logs: pd.DataFrame | None,
     changed = ([{k: (round(float(v), 4) if isinstance(v, float) else v) for k, v in r.items()}
                 for r in be[be["service"].isin(shown) & (be["behaviour"] > 0)].to_dict("records")]
                if be is not None and len(be) else [])
-    slow = (lt[(lt["effect"] > 0) & (lt["caller"].isin(shown) | lt["callee"].isin(shown))]
+    slow = (lt[(lt["effect"] > 0) & (lt["effect"] >= cfg.gates["trace_link"])
+               & (lt["caller"].isin(shown) | lt["callee"].isin(shown))]
             if lt is not None and "trace_link" in cfg.kinds else None)
     slow_links = ([{k: (round(float(v), 4) if isinstance(v, float) else v) for k, v in r.items()}
                    for r in slow.head(10).to_dict("records")] if slow is not None else [])
@@ -309,7 +310,8 @@ def service_ranking(run: Run, ctx: Section, logs: pd.DataFrame | None,
                unmeasured=_unmeasured(logs, le, spans, be, declared, note),
                saturation=me if "metric" in cfg.kinds else None,
                metric_gate=cfg.gates["metric"],
-               links=lt if "trace_link" in cfg.kinds else None)}
+               links=lt if "trace_link" in cfg.kinds else None,
+               link_gate=cfg.gates["trace_link"])}
     if note:
         out["note"] = note
     return out

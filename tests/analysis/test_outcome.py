@@ -218,3 +218,24 @@ def test_a_single_service_at_the_top_is_not_a_tie() -> None:
                                       "root_cause_reason": "top score 2.63 below 3.00"})
     assert unstated["stated"] is False and "tied" not in unstated["why"]
     assert "top score 2.63 below 3.00" in unstated["why"]
+
+
+def test_only_links_past_the_ranking_gate_confirm_a_fault() -> None:
+    """13% of calls past the baseline p95 with the median unchanged is sampling noise on a
+    busy edge (the ranking's gate leaves it out); all calls 120 ms late is a fault."""
+    links = pd.DataFrame([
+        {"caller": "seat", "callee": "order", "base_calls": 167, "incident_calls": 229,
+         "base_p50_ms": 2.8, "base_p95_ms": 19.6, "incident_p50_ms": 2.7, "slow_share": 0.13,
+         "sig": 4.9, "effect": 0.034},
+        {"caller": "cart", "callee": "price", "base_calls": 100, "incident_calls": 100,
+         "base_p50_ms": 1.6, "base_p95_ms": 2.2, "incident_p50_ms": 121.6, "slow_share": 1.0,
+         "sig": 50.0, "effect": 0.93}])
+    c = corroboration_of(None, None, error_gate=0.01, behaviour_gate=0.2, links=links,
+                         link_gate=0.2)
+    assert c["found"] == ["calls cart -> price: 100% of 100 slower than normal on the wire "
+                          "(link time p50 1.6 ms -> 121.6 ms, baseline p95 2.2 ms over 100 "
+                          "calls)"]
+    assert c["measured"] == ["2 call edges between services in the spans"]
+    quiet = corroboration_of(None, None, error_gate=0.01, behaviour_gate=0.2,
+                             links=links.iloc[:1], link_gate=0.2)
+    assert quiet["found"] == [] and quiet["looked_for"] == ["call slower on the wire"]
