@@ -374,8 +374,9 @@ def stated_first(ranked: list[dict[str, Any]], root: str, sr: dict[str, Any]
           for b in sr.get("behaviour", []) if b["service"] == root]
     ev += [{"kind": "trace_link", "text": link_text(r)} for r in sr.get("links", [])
            if root in (r["caller"], r["callee"])]
+    cited = {e["kind"] for e in ev} | {"behaviour"}  # its rows, not its score, are cited
     ev += [{"kind": k, "text": f"{KINDS[k][0]}: {v:.2f} of the strongest service's"}
-           for k, v in mine["kinds"].items() if k != "behaviour"]
+           for k, v in mine["kinds"].items() if k not in cited]
     if own is None:
         own = {"service": root, "change_id": None, "change": None, "change_time": None,
                "change_type": None, "score": mine["score"],

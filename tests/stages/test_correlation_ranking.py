@@ -308,3 +308,23 @@ def test_a_delayed_pod_is_ranked_by_its_slow_links_and_they_confirm_the_fault() 
     assert any(f.startswith("calls c -> d: 100% of 100 slower than normal on the wire")
                for f in c["found"]), c["found"]
     assert "call slower on the wire" in c["looked_for"]
+
+
+def test_the_stated_service_cites_its_slow_links_once() -> None:
+    """A service stated on its links is cited by the calls that slowed (numbers a responder
+    can check), not by its scaled score beside them."""
+    from incident_lib.stages.correlation import stated_first
+
+    link = {"caller": "cart", "callee": "price", "base_calls": 100, "incident_calls": 100,
+            "base_p50_ms": 1.6, "base_p95_ms": 2.2, "incident_p50_ms": 121.6,
+            "slow_share": 1.0, "sig": 50.0, "effect": 0.93}
+    other = {**link, "caller": "web", "callee": "search"}
+    sr = {"ranking": [{"rank": 1, "service": "cart", "score": 2.0,
+                       "kinds": {"trace_link": 1.0, "error_share": 1.0}}],
+          "lead": 2.0, "behaviour": [], "links": [link, other]}
+    out = stated_first([], "cart", sr)
+    ev = out[0]["evidence"]
+    assert [e["kind"] for e in ev] == ["trace_link", "error_share"]
+    assert ev[0]["text"] == ("calls cart -> price: 100% of 100 slower than normal on the wire "
+                             "(link time p50 1.6 ms -> 121.6 ms, baseline p95 2.2 ms over 100 "
+                             "calls)")
