@@ -12,6 +12,12 @@ change of all spans, is a missing or truncated subtree (a caller that fails fast
 on). Latency is tested per (service, operation) against that operation's own baseline: the
 share of incident spans above the baseline p95 is compared with the 5% expected (binomial
 test), so a naturally slow operation is not a slow service.
+
+Links (`link_table`): the time a calling span spends outside its only child, the callee's
+server span, is the call's time on the wire. A network delay on one pod slows every link it is
+an end of while its own spans keep their time, and its callers' client spans wait as long as
+its own: self time cannot tell them apart, the ends of the slow links can (`link_slow`).
+Span ids are read within their trace (core.model.span_key) everywhere spans are linked.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ __all__ = ["call_graph", "with_self_time", "latency_table", "link_slow", "link_t
 
 QUANTILE = 0.95
 MIN_BASE_SPANS = 10
-SIG_GATE = 3.0  # -log10 p a slow operation or link needs
+SIG_GATE = 3.0  # -log10 p a slow link needs
 LINK_FLOOR_MS = ABS_FLOOR["seconds"] * 1000.0  # a link is slow by at least this much
 MIN_BASE_LINKS = 5  # calls an edge needs in the baseline (the floor guards a small sample)
 
