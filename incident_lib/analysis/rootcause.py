@@ -60,19 +60,19 @@ METRIC_ROLES = ("saturation",)
 @dataclass(frozen=True)
 class RankConfig:
     """One configuration for every investigation, chosen by leave-one-out on published fault
-    injections and fault-free windows (benchmarks/nezha_rank.py, BENCHMARKS.md): a pod's own
-    saturation, the share of error lines (a rise beyond sampling noise), and the per-operation
-    behaviour (analysis.behaviour); victim factor 0.5. The stating thresholds are chosen with a
-    wrong or fault-free statement weighted three times a right one. Kinds that compare a
-    service with all others (log-volume drop, template-mix shift) move with the request mix
-    and were not chosen.
+    injections and fault-free windows (BENCHMARKS.md, "Root cause on real fault injections"):
+    a pod's own saturation, the share of error lines (a rise beyond sampling noise), and the
+    per-operation behaviour (analysis.behaviour); victim factor 0.5. The stating thresholds
+    are chosen with a wrong or fault-free statement weighted three times a right one. Kinds
+    that compare a service with all others (log-volume drop, template-mix shift) move with
+    the request mix and were not chosen.
 
     The slow links a service is an end of (`trace_link`, analysis.traces.link_table) are in
     too, though leave-one-out could not choose them: the published day holds no network
     delay. They are silent there (largest value 0.05 against the gate 0.2, so ranks and
     statements are unchanged), and they find a delay injected into the same real traces
-    (benchmarks/nezha_delay.py), which self time cannot: a delayed pod's callers wait on the
-    same wire."""
+    (BENCHMARKS.md), which self time cannot: a delayed pod's callers wait on the same
+    wire."""
 
     kinds: tuple[str, ...] = ("metric", "error_share", "behaviour", "trace_link")
     gates: dict[str, float] = field(default_factory=lambda: {k: g for k, (_, g) in
