@@ -15,6 +15,7 @@ incident.yaml:
         time_unit: null             # s|ms|us|ns for epoch numbers; omit for ISO-8601 text
         message_format: docker_json # plain | docker_json ({"log": "...\\n", ...}) | cri
         level_from_message: true    # default: true when no level field is mapped
+        structured: true            # lines that are JSON objects: message/level from keys
         multiline: true             # join stack-trace lines to their event (default true)
 
 Rules (generic, documented so a user can predict them):
@@ -26,6 +27,15 @@ Rules (generic, documented so a user can predict them):
   CRITICAL CRIT, optionally in [] or () or followed by : or ,), or a `level=<word>` token in
   any case (logfmt). Normalised to lower case (warning -> warn, err/severe -> error,
   notice -> info, crit -> critical). No match: level is None (not guessed).
+- structured lines (default on; `structured: false` turns it off): a line (after the
+  runtime's wrapper is removed) that is a JSON object with a message key (`message`, `msg`,
+  `@m`, `event`) is read as that message; its level is the first of `level`, `severity`,
+  `log.level`, `lvl`, `levelname`, `loglevel`, `@l` (words as above, plus Information /
+  Verbose; numbers as pino/bunyan: 10 trace ... 60 fatal), else the prefix rule on the
+  message; an error field (`error`, `err`, `exception`, `error.message`; an object's
+  `message`) is kept as `<message> (error: <text>)`. Other keys (request ids, sessions) are
+  dropped, so they do not split templates. A mapped level column wins over the JSON key.
+  Logrus/zap, Python JSON formatters, pino/bunyan and ECS write such lines.
 - multi-line: per pod (or host), in time order, a line matching one of `continuation`
   (default: whitespace then `at `, `Caused by:`, `Suppressed:`, `... N more`, or a qualified
   Java throwable class name such as `java.lang.IllegalStateException: ...`) is appended to the
@@ -68,6 +78,12 @@ DEFAULT_CONTINUATION = [
     r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+(?:Exception|Error|Throwable)(?::|$)",
 ]
 _CRI = re.compile(r"\S+ (?:stdout|stderr) [PF] ?")
+_MESSAGE_KEYS = ("message", "msg", "@m", "event")
+_LEVEL_KEYS = ("level", "severity", "log.level", "lvl", "levelname", "loglevel", "@l")
+_ERROR_KEYS = ("error", "err", "exception", "error.message")
+_JSON_LEVELS = {**{k.lower(): v for k, v in _LEVELS.items()}, "information": "info",
+                "verbose": "trace"}
+_NUMERIC_LEVELS = {10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal"}
 _FORMATS = ("plain", "docker_json", "cri")
 
 
@@ -88,6 +104,42 @@ def level_from_message(messages: pd.Series) -> pd.Series:
         return None
 
     return messages.map(one).astype(object)
+
+
+def _json_level(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return _NUMERIC_LEVELS.get(int(value))
+    if isinstance(value, str) and value.strip():
+        word = value.strip().lower()
+        return _JSON_LEVELS.get(word, word)
+    return None
+
+
+def structured_line(line: Any) -> tuple[str, str | None] | None:
+    """(message, level or None) of a line that is a JSON object with a message key, else None
+    (rule in the module docstring). The values are only read as text, never interpreted."""
+    if not isinstance(line, str) or not line.lstrip().startswith("{"):
+        return None
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    text = next((v for k in _MESSAGE_KEYS if isinstance(v := dig(obj, k), str)), None)
+    if text is None:
+        return None
+    for key in _ERROR_KEYS:
+        err = dig(obj, key)
+        if isinstance(err, dict):
+            err = err.get("message", err.get("msg"))
+        if isinstance(err, str) and err.strip():
+            text = f"{text} (error: {err.strip()})"
+            break
+    level = next((lv for k in _LEVEL_KEYS if (lv := _json_level(dig(obj, k))) is not None), None)
+    return text, level
 
 
 def join_multiline(df: pd.DataFrame, continuation: list[str] | None = None) -> pd.DataFrame:
@@ -140,6 +192,7 @@ class TableLogSource:
         self.message_key = str(spec.get("message_key") or "log")
         self.level_rule = bool(spec.get("level_from_message", "level" not in self.fields))
         self.multiline = bool(spec.get("multiline", True))
+        self.structured = bool(spec.get("structured", True))
         self.continuation = spec.get("continuation") or None
         self.slack = pd.Timedelta(spec.get("file_slack") or "5min")
         self.rule = pod_rule(spec)
@@ -157,6 +210,10 @@ class TableLogSource:
         times, w = parse_times(raw["time"], self.time_unit, path, "time", self.fields["time"])
         warnings += w
         msg = raw["message"].map(self._unwrap)
+        parsed = msg.map(structured_line) if self.structured else pd.Series([None] * len(msg))
+        has = parsed.notna().to_numpy()
+        if has.any():
+            msg = msg.where(~has, parsed.map(lambda p: p[0] if p else None))
         pod = raw["pod"] if "pod" in raw.columns else None
         if "service" in raw.columns:
             service = raw["service"].astype(object)
@@ -173,6 +230,9 @@ class TableLogSource:
                                      v.strip() else None)
         elif self.level_rule:
             level = level_from_message(msg)
+            if has.any():
+                own = parsed.map(lambda p: p[1] if p else None)
+                level = own.where(own.notna(), level)
         else:
             level = pd.Series([None] * len(raw), dtype=object)
         df = pd.DataFrame({
@@ -235,7 +295,9 @@ class TableLogSource:
         notes = {"matched": matched, "read": len(df), "sampling": sampling,
                  "files": [p.name for p in paths][:50], "files_read": len(paths),
                  "level": "mapped" if "level" in self.fields else (
-                     "from message prefix" if self.level_rule else "none")}
+                     ("from the line's JSON level key, else the message prefix"
+                      if self.structured else "from message prefix")
+                     if self.level_rule else "none")}
         return QueryResult(df[LOG_COLUMNS], query, self.backend, warnings=warnings, notes=notes)
 
     def count_over_time(self, start: pd.Timestamp, end: pd.Timestamp, interval: str,

@@ -57,7 +57,7 @@ def test_docker_json_message_level_and_pod_rule(tmp_path: Path) -> None:
     assert df["host"].tolist()[0] == "orders-5b67c48447-mv5hb"
     assert df["trace_id"].tolist() == ["tr1"] * 3
     assert str(df["time"].dt.tz) == "UTC"
-    assert res.notes["level"] == "from message prefix"
+    assert res.notes["level"] == "from the line's JSON level key, else the message prefix"
 
 
 @pytest.mark.parametrize(("msg", "level"), [
@@ -179,3 +179,53 @@ def test_path_list_reads_files_of_two_folders_once(tmp_path: Path) -> None:
                                     str(tmp_path / "*/a_log.csv")]})
     df = src.read_logs(*W).frame
     assert df["time"].dt.floor("s").tolist() == [_t(1), _t(2)]
+
+
+def test_structured_json_lines_give_message_and_level(tmp_path: Path) -> None:
+    """App lines that are JSON objects (logrus/zap, Python JSON, pino, ECS) inside the
+    runtime's wrapper: the message and level come from their keys, an error field is kept
+    with the message; a line that is not a JSON object stays as it is."""
+    go = json.dumps({"http.req.id": "5f1c", "message": "request error", "severity": "error",
+                     "error": "rpc error: code = Unavailable desc = connection refused",
+                     "timestamp": "2026-03-01T10:00:01Z"})
+    py = json.dumps({"timestamp": "2026-03-01T10:00:02Z", "severity": "INFO",
+                     "name": "recs-server", "message": "List Recommendations"})
+    pino = json.dumps({"level": 50, "time": 1772359203000, "msg": "conversion failed",
+                       "err": {"type": "Error", "message": "rates unavailable"}})
+    ecs = json.dumps({"@timestamp": "2026-03-01T10:00:04Z", "log.level": "WARN",
+                      "message": "retrying"})
+    nested = json.dumps({"log": {"level": "debug"}, "msg": "cache hit"})
+    _write(tmp_path / "a_log.csv", [
+        (_t(1), "frontend-579b9bff58-t2dbm", go),
+        (_t(2), "recs-6cfdd55578-gfj6q", py),
+        (_t(3), "currency-cf787dd48-vpjrd", pino),
+        (_t(4), "cart-579f59597d-wc2lz", ecs),
+        (_t(5), "cart-579f59597d-wc2lz", nested),
+        (_t(6), "cart-579f59597d-wc2lz", '{"unterminated": "x"'),
+        (_t(7), "cart-579f59597d-wc2lz", '["a", "list"]'),
+    ])
+    res = _src(tmp_path).read_logs(*W)
+    df = res.frame
+    assert df["message"].tolist() == [
+        "request error (error: rpc error: code = Unavailable desc = connection refused)",
+        "List Recommendations",
+        "conversion failed (error: rates unavailable)",
+        "retrying",
+        "cache hit",
+        '{"unterminated": "x"',
+        '["a", "list"]',
+    ]
+    assert df["level"].tolist() == ["error", "info", "error", "warn", "debug", None, None]
+    assert res.notes["level"] == "from the line's JSON level key, else the message prefix"
+
+
+def test_structured_lines_can_be_switched_off_and_a_mapped_level_wins(tmp_path: Path) -> None:
+    line = json.dumps({"severity": "error", "message": "boom"})
+    _write(tmp_path / "a_log.csv", [(_t(1), "web-0", line)])
+    off = _src(tmp_path, structured=False).read_logs(*W).frame
+    assert off["message"].tolist() == [line]
+    assert off["level"].tolist() == [None]
+    fields = {**FIELDS, "level": "TraceID"}  # any mapped column: it wins over the JSON key
+    mapped = _src(tmp_path, fields=fields).read_logs(*W).frame
+    assert mapped["message"].tolist() == ["boom"]
+    assert mapped["level"].tolist() == ["tr1"]
