@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.model import span_key
-from .evidence import is_error_line, share_change
+from .evidence import is_error_line, share_change, share_var
 
 __all__ = ["BEHAVIOUR_COLUMNS", "behaviour_evidence", "behaviour_text", "collapse_repeats",
            "executions", "parameter_siblings"]
@@ -251,8 +251,7 @@ def behaviour_evidence(
     sig = np.maximum(up, np.where(df["rise_only"], 0.0, down))
     a0, a1 = df["k0"] / df["n0"], df["k1"] / df["n1"]
     a1 = a1.where(~df["rise_only"] | (a1 >= a0), a0)
-    se = np.sqrt((a0 * (1 - a0) + 0.25 / df["n0"]) / df["n0"]
-                 + (a1 * (1 - a1) + 0.25 / df["n1"]) / df["n1"])
+    se = np.sqrt(share_var(a0, df["n0"]) + share_var(a1, df["n1"]))
     effect = ((a1 - a0).abs() - 2.0 * se).clip(lower=0.0)
     df = df.assign(sig=sig, effect=effect.where(sig >= SIG_GATE, 0.0),
                    service=[c.split(SEP, 1)[0] for c in df["context"]], a0=a0, a1=a1)

@@ -218,6 +218,13 @@ def share_change(k1: Any, n1: Any, k0: Any, n0: Any) -> tuple[np.ndarray, np.nda
     return _sig(stats.binom.sf(k1 - 1, n1, p0)), _sig(stats.binom.cdf(k1, n1, p0))
 
 
+def share_var(a: Any, n: Any) -> Any:
+    """Sampling variance of a share a measured on n trials, with a 0.25/n continuity term so
+    that a share of 0 or 1 is not taken as certain (the effects of behaviour and slow links
+    are a share change minus two standard errors)."""
+    return (a * (1 - a) + 0.25 / n) / n
+
+
 def _share_rise(e0: int, n0: int, e1: int, n1: int, min_lines: int) -> float:
     """How much the share of error lines rose (e1/n1 - e0/n0), counted only when the rise is
     beyond sampling noise (share_change >= SHARE_SIG). A service that logs errors now and

@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from ..core.model import span_key
-from .evidence import poisson_change
+from .evidence import poisson_change, share_var
 from .onset import ABS_FLOOR
 
 __all__ = ["call_graph", "with_self_time", "latency_table", "link_slow", "link_table",
@@ -149,7 +149,7 @@ def link_table(
     out = out[out["incident_calls"] >= min_spans]
     n1, a1 = out["incident_calls"].to_numpy(float), out["slow_share"].to_numpy(float)
     out["sig"] = _above_sig(np.round(a1 * n1), n1)
-    se = np.sqrt((a1 * (1 - a1) + 0.25 / n1) / n1)
+    se = np.sqrt(share_var(a1, n1))
     out["effect"] = np.where(out["sig"] >= SIG_GATE,
                              np.clip(a1 - 2.0 * se - (1 - QUANTILE), 0.0, None), 0.0)
     return out.reset_index()[cols].sort_values("effect", ascending=False, ignore_index=True)
