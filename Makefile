@@ -22,10 +22,11 @@ $(VENV)/.lab: $(VENV)/.base
 demo: $(VENV)/.base
 	$(BIN)/incident demo
 
+# tests: two worker processes (pytest-xdist); notebook runs and servers dominate the suite
 test: $(VENV)/.test
 	$(BIN)/ruff check .
 	$(BIN)/deptry incident_lib
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check .
