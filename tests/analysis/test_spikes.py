@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
+from scipy import stats
 
 from incident_lib.analysis.spikes import compare_counts, template_changes, what_changed
 
@@ -68,3 +70,24 @@ def test_template_changes_without_levels() -> None:
                                (T0 + pd.Timedelta("60min"), T0 + pd.Timedelta("120min")))
         assert set(out["template_id"]) == {"T2", "T3"}
         assert set(out["level"]) == {""}
+
+
+def test_compare_counts_equals_scipy_binomtest_per_key() -> None:
+    """The vectorised test gives what scipy.stats.binomtest gives key by key: the one-sided
+    p-value and the exact (Clopper-Pearson) lower bound turned into a rate ratio."""
+    rng = np.random.default_rng(7)
+    k0 = rng.integers(0, 200, 300)
+    k1 = rng.integers(0, 200, 300)
+    k0[:5], k1[:5] = 0, [0, 1, 2, 50, 0]
+    keys = [f"t{i}" for i in range(300)]
+    out = compare_counts(pd.Series(k0, index=keys), pd.Series(k1, index=keys), 17.0, 6.0)
+    share = 6.0 / 23.0
+    for r in out.itertuples():
+        a, b = int(r.incident_count), int(r.baseline_count)
+        if a + b == 0:
+            assert r.p_value == 1.0 and r.ratio_ci_low == 0.0
+            continue
+        res = stats.binomtest(a, a + b, share, alternative="greater")
+        lo = res.proportion_ci(confidence_level=0.95, method="exact").low
+        assert r.p_value == pytest.approx(res.pvalue, rel=1e-9, abs=1e-300)
+        assert r.ratio_ci_low == pytest.approx(lo / (1 - lo) * 17.0 / 6.0, rel=1e-9, abs=1e-12)
