@@ -22,6 +22,10 @@ def test_redact_series_matches_text() -> None:
     out = redact_series(pd.Series(vals, dtype=object))
     assert list(out[:3]) == ["card <card>", "ip <ip> ok", "no pii 12345"]
     assert pd.isna(out[3])
+    # rows stay in place when the index repeats labels (frames concatenated without reset)
+    rep = redact_series(pd.Series(["ip 10.0.0.1", "ok", None, "a@b.com"], index=[0, 0, 1, 1]))
+    assert rep.tolist()[:2] == ["ip <ip>", "ok"] and rep.tolist()[3] == "<email>"
+    assert pd.isna(rep.tolist()[2])
 
 
 @pytest.mark.parametrize("raw, clean", [
@@ -31,6 +35,9 @@ def test_redact_series_matches_text() -> None:
     ("order4111111111111111 x", "order<card> x"),
     ("from 2001:db8::1 and fe80::1 and ::ffff:10.0.0.1", "from <ip> and <ip> and <ip>"),
     ("at 10:42:00 std::vector", "at 10:42:00 std::vector"),
+    ("addr 2001:0db8:85a3:0000:0000:8a2e:0370:7334 up", "addr <ip> up"),
+    ("v4 tail 0:0:0:0:0:ffff:10.0.0.1 up", "v4 tail <ip> up"),
+    ("18:25:44.525 INFO  c.Svc#12 a:b:c:d:e: done", "18:25:44.525 INFO  c.Svc#12 a:b:c:d:e: done"),
     ("tok eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abcdEFGHijkl end", "tok <jwt> end"),
     ("login password=hunter2 next", "login password=<secret> next"),
     ('{"db_password": "s3cr3t", "user": "x"}', '{"db_password": <secret>, "user": "x"}'),
