@@ -173,6 +173,8 @@ def incident_yaml(data: Path, normal: Path | None = None,
     path: {paths("log")}
     fields: {{time: Timestamp, pod: PodName, message: Log, trace_id: TraceID}}
     message_format: docker_json  # Log holds the runtime's {{"log": "...", "stream", "time"}}
+    # an app line that is itself JSON (Go, Python, Node services) is read by its message and
+    # level keys (`structured`, on by default; docs/bring-your-own-data.md)
   spans:
     kind: files
     format: csv
