@@ -303,6 +303,15 @@ def _ipc_kernel_manager(sock_dir: str, env: dict[str, str]) -> type:
             kw["env"] = {**(kw.get("env") or os.environ), **env}
             return await super()._async_pre_start_kernel(**kw)
 
+        async def _async_interrupt_kernel(self) -> None:
+            # jupyter_client interrupts before every shutdown; a SIGINT that lands while the
+            # kernel handles a message prints "KeyboardInterrupt caught in kernel." on the
+            # user's terminal. The shutdown request alone ends an idle kernel (and a stuck one
+            # is killed after the wait); a cell timeout still interrupts.
+            if self.shutting_down:
+                return
+            await super()._async_interrupt_kernel()
+
     return IPCKernelManager
 
 

@@ -240,3 +240,38 @@ def test_a_really_full_disk_fails_cleanly_and_can_be_rerun(
     assert again["state"] == "ok", again
     nbformat.read(path / "notebooks" / "01_triage.ipynb", as_version=4)
     assert (path / "investigation.html").is_file()
+
+
+def test_kernel_is_shut_down_without_an_interrupt(tmp_path: Path) -> None:
+    """jupyter_client sends SIGINT before every shutdown; when it lands while the kernel
+    handles a message, ipykernel prints "KeyboardInterrupt caught in kernel." on the user's
+    terminal (seen at the end of `make demo`, though the run was ok). Our kernel manager shuts
+    a kernel down with a shutdown request only."""
+    import asyncio
+
+    from incident_lib.pipeline.runner import _ipc_kernel_manager
+
+    marker = tmp_path / "sigint-received"
+    sock = tmp_path / "sock"
+    sock.mkdir()
+
+    async def go() -> None:
+        km = _ipc_kernel_manager(str(sock), {})(kernel_name="python3")
+        await km.start_kernel()
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=60)
+            # ipykernel restores this handler after each message, so it is the one a SIGINT
+            # meets while the kernel is idle
+            code = ("get_ipython().kernel.saved_sigint_handler = lambda *a: open("
+                    f"{str(marker)!r}, 'w').write('x')")
+            reply = await kc.execute_interactive(code, timeout=60)
+            assert reply["content"]["status"] == "ok"
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel()
+        assert not await km.is_alive()
+
+    asyncio.run(go())
+    assert not marker.exists()
