@@ -31,11 +31,13 @@ Rules (generic, documented so a user can predict them):
   runtime's wrapper is removed) that is a JSON object with a message key (`message`, `msg`,
   `@m`, `event`) is read as that message; its level is the first of `level`, `severity`,
   `log.level`, `lvl`, `levelname`, `loglevel`, `@l` (words as above, plus Information /
-  Verbose; numbers as pino/bunyan: 10 trace ... 60 fatal), else the prefix rule on the
-  message; an error field (`error`, `err`, `exception`, `error.message`; an object's
-  `message`) is kept as `<message> (error: <text>)`. Other keys (request ids, sessions) are
-  dropped, so they do not split templates. A mapped level column wins over the JSON key.
-  Logrus/zap, Python JSON formatters, pino/bunyan and ECS write such lines.
+  Verbose; another word of up to 16 ASCII letters in lower case, such as syslog's emerg;
+  numbers as pino/bunyan: 10 trace ... 60 fatal; NaN, other numbers or text: no level),
+  else the prefix rule on the message; an error field (`error`, `err`, `exception`,
+  `error.message`; an object's `message`) is kept as `<message> (error: <text>)`. Other
+  keys (request ids, sessions) are dropped, so they do not split templates. A mapped level
+  column wins over the JSON key. Logrus/zap, Python JSON formatters, pino/bunyan and ECS
+  write such lines.
 - multi-line: per pod (or host), in time order, a line matching one of `continuation`
   (default: whitespace then `at `, `Caused by:`, `Suppressed:`, `... N more`, or a qualified
   Java throwable class name such as `java.lang.IllegalStateException: ...`) is appended to the
@@ -45,6 +47,7 @@ Rules (generic, documented so a user can predict them):
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -107,13 +110,17 @@ def level_from_message(messages: pd.Series) -> pd.Series:
 
 
 def _json_level(value: Any) -> str | None:
+    """A level from a JSON value: a level word (another short word kept in lower case, so
+    syslog's `emerg` or `alert` still count), a pino/bunyan number; anything else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return _NUMERIC_LEVELS.get(int(value))
-    if isinstance(value, str) and value.strip():
+        return _NUMERIC_LEVELS.get(int(value)) if math.isfinite(value) else None
+    if isinstance(value, str):
         word = value.strip().lower()
-        return _JSON_LEVELS.get(word, word)
+        if word in _JSON_LEVELS:
+            return _JSON_LEVELS[word]
+        return word if word.isalpha() and word.isascii() and len(word) <= 16 else None
     return None
 
 

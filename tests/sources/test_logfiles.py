@@ -229,3 +229,15 @@ def test_structured_lines_can_be_switched_off_and_a_mapped_level_wins(tmp_path: 
     mapped = _src(tmp_path, fields=fields).read_logs(*W).frame
     assert mapped["message"].tolist() == ["boom"]
     assert mapped["level"].tolist() == ["tr1"]
+
+
+def test_structured_level_values_that_are_not_levels_give_none(tmp_path: Path) -> None:
+    """JSON allows NaN and Infinity; a level key may hold any text. Neither crashes the reader
+    nor becomes a level: NaN, Infinity, unknown numbers, long or non-word text give None."""
+    lines = ['{"level": NaN, "msg": "a"}', '{"level": Infinity, "msg": "b"}',
+             '{"level": 35, "msg": "c"}', '{"level": "' + "x" * 500 + '", "msg": "d"}',
+             '{"level": "err: <b>", "msg": "e"}', '{"level": "Emerg", "msg": "f"}']
+    _write(tmp_path / "a_log.csv", [(_t(i + 1), "web-0", line) for i, line in enumerate(lines)])
+    df = _src(tmp_path).read_logs(*W).frame
+    assert df["message"].tolist() == ["a", "b", "c", "d", "e", "f"]
+    assert df["level"].tolist() == [None, None, None, None, None, "emerg"]
