@@ -3,7 +3,6 @@ file is read by filemetrics.py."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from ..core.redact import redact_text
 from .base import CHANGE_COLUMNS, LOG_COLUMNS, QueryResult
 from .filemetrics import _check_file
 from .records import epoch_unit, flat_table, flatten, row_time, units_note
+from .tables import parse_json
 from .textlogs import TextLog, is_text_log
 
 __all__ = [
@@ -72,7 +72,7 @@ def _tolerant_batches(path: Path, time_field: str, warnings: list[str]) -> Itera
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = parse_json(line)
                 if not isinstance(obj, dict):
                     raise ValueError("not an object")
                 obj = flatten(obj)
@@ -103,6 +103,31 @@ def _rows_table(rows: list[dict[str, Any]], time_field: str) -> pa.Table:
     return pa.Table.from_pandas(df, preserve_index=False)
 
 
+MAX_OPENERS = 1000  # `{` + `[` on one line beyond which Arrow's parser is not trusted
+
+
+def _has_deep_line(path: Path, limit: int = MAX_OPENERS, block_size: int = 1 << 24) -> bool:
+    """Whether a line holds more than `limit` `{`/`[` (an upper bound of its nesting depth).
+    Arrow's JSON parser recurses per level and crashes the process (SIGSEGV) somewhere past
+    10,000 levels; such a file goes to the line-by-line reader, which skips and names that
+    line. Counted per line with numpy, a block at a time (no Python loop over lines)."""
+    carry = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(block_size):
+            a = np.frombuffer(block, np.uint8)
+            cs = np.cumsum((a == 0x7B) | (a == 0x5B), dtype=np.int64)
+            ends = np.flatnonzero(a == 0x0A)
+            per_line = np.diff(np.concatenate(([0], cs[ends])))
+            if len(per_line):
+                per_line[0] += carry
+                carry = int(cs[-1] - cs[ends[-1]])
+            else:
+                carry += int(cs[-1])
+            if (len(per_line) and per_line.max() > limit) or carry > limit:
+                return True
+    return False
+
+
 def _arrow_batches(path: Path, time_field: str) -> Iterator[pa.Table]:
     """Streaming NDJSON/Parquet reader (bounded memory); raises ArrowInvalid on bad input."""
     if path.suffix == ".parquet":
@@ -114,6 +139,8 @@ def _arrow_batches(path: Path, time_field: str) -> Iterator[pa.Table]:
             raise SourceError(f"{path} is not a readable Parquet file "
                               f"({' '.join(str(exc).split())[:120]}): export it again") from None
         return
+    if _has_deep_line(path):
+        raise pa.ArrowInvalid(f"a line nests more than {MAX_OPENERS} levels")
     opts = pj.ParseOptions(
         explicit_schema=pa.schema([(time_field, pa.timestamp("ms", tz="UTC"))]),
         unexpected_field_behavior="infer",

@@ -46,7 +46,6 @@ Rules (generic, documented so a user can predict them):
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -63,6 +62,7 @@ from .tables import (
     expand_paths,
     ndjson_records,
     overlapping,
+    parse_json,
     parse_times,
     path_patterns,
     read_csv_columns,
@@ -130,7 +130,7 @@ def structured_line(line: Any) -> tuple[str, str | None] | None:
     if not isinstance(line, str) or not line.lstrip().startswith("{"):
         return None
     try:
-        obj = json.loads(line)
+        obj = parse_json(line)
     except ValueError:
         return None
     if not isinstance(obj, dict):
@@ -255,7 +255,7 @@ class TableLogSource:
             return value
         if self.message_format == "docker_json":
             try:
-                obj = json.loads(value)
+                obj = parse_json(value)
             except ValueError:
                 return value  # not wrapped after all: keep the text as it is
             inner = dig(obj, self.message_key) if isinstance(obj, dict) else None

@@ -29,7 +29,6 @@ spans in a parent cycle are dropped and named (file:line), and the result is mar
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from .tables import (
     expand_paths,
     ndjson_records,
     overlapping,
+    parse_json,
     parse_times,
     path_patterns,
     read_csv_columns,
@@ -236,7 +236,7 @@ def _attr_value(v: dict[str, Any]) -> Any:
 def _otlp_docs(path: Path, warnings: list[str]) -> list[tuple[int, dict[str, Any]]]:
     text = path.read_text("utf-8", errors="replace")
     try:
-        doc = json.loads(text)
+        doc = parse_json(text)
         return [(1, doc)] if isinstance(doc, dict) else []
     except ValueError:
         return list(ndjson_records(path, warnings))

@@ -136,6 +136,15 @@ def read_csv_columns(path: Path, columns: dict[str, str], what: str,
                          for f, c in columns.items()})
 
 
+def parse_json(text: str | bytes) -> Any:
+    """json.loads for untrusted text: nesting too deep for the parser (a hostile line of
+    thousands of `{`) is a ValueError like any other malformed JSON, not a RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def dig(obj: Any, path: str) -> Any:
     """obj[a][b] for a dotted path `a.b` (a literal key containing dots wins)."""
     if not isinstance(obj, dict):
@@ -158,7 +167,7 @@ def ndjson_records(path: Path, warnings: list[str]) -> Iterator[tuple[int, dict[
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = parse_json(line)
             except ValueError as exc:
                 obj, why = None, str(exc)[:60]
             else:
@@ -203,7 +212,7 @@ def _probe(path: str, mtime: float, size: int, fmt: str, column: str,
     else:
         for line in head + tail:
             try:
-                obj = json.loads(line)
+                obj = parse_json(line)
             except ValueError:
                 continue
             values.append(dig(obj, column))

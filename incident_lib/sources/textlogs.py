@@ -11,7 +11,6 @@ without a zone are UTC. Events whose time cannot be parsed are counted and skipp
 
 from __future__ import annotations
 
-import json
 import re
 import warnings as _warnings
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ import pyarrow as pa
 
 from .logformats import Detected, HeaderFormat, Record, compile_header_format, detect_format
 from .logformats import iter_records as _iter_records
+from .tables import parse_json
 
 __all__ = ["is_text_log", "TextLog"]
 
@@ -44,7 +44,7 @@ def is_text_log(path: Path, time_field: str) -> bool:
             if not s.startswith("{"):
                 return True
             try:
-                obj = json.loads(s)
+                obj = parse_json(s)
             except ValueError:
                 return False  # malformed NDJSON: the tolerant NDJSON reader reports it
             return isinstance(obj, dict) and time_field not in obj

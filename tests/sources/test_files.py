@@ -52,6 +52,18 @@ def test_malformed_line_is_skipped_with_its_number(tmp_path: Path) -> None:
     assert any("l.ndjson:7" in w for w in res.warnings)
 
 
+def test_a_line_nested_20000_deep_is_skipped_not_a_crash(tmp_path: Path) -> None:
+    """Arrow's JSON parser crashed the whole process (SIGSEGV) on such a line: a hostile log
+    line must cost one skipped line, named, never the investigation."""
+    path = _logs(tmp_path / "l.ndjson")
+    with open(path, "a") as fh:
+        fh.write('{"a":' * 20_000 + "1" + "}" * 20_000 + "\n")
+    res = FilesLogSource(path).read_logs(pd.Timestamp("2026-01-01T00:00:00Z"),
+                                         pd.Timestamp("2026-01-01T01:00:00Z"))
+    assert len(res.frame) == 100
+    assert any("l.ndjson:101" in w and "nested too deeply" in w for w in res.warnings)
+
+
 def test_empty_log_file_gives_no_rows(tmp_path: Path) -> None:
     (tmp_path / "l.ndjson").write_text("")
     res = FilesLogSource(tmp_path / "l.ndjson").read_logs(

@@ -241,3 +241,23 @@ def test_structured_level_values_that_are_not_levels_give_none(tmp_path: Path) -
     df = _src(tmp_path).read_logs(*W).frame
     assert df["message"].tolist() == ["a", "b", "c", "d", "e", "f"]
     assert df["level"].tolist() == [None, None, None, None, None, "emerg"]
+
+
+def test_structured_line_nested_beyond_the_parser_stays_text(tmp_path: Path) -> None:
+    """A hostile line of 50,000 nested objects is kept as text (no RecursionError)."""
+    deep = '{"a":' * 50_000 + "1" + "}" * 50_000
+    _write(tmp_path / "a_log.csv", [(_t(1), "web-0", deep), (_t(2), "web-0", '{"msg": "ok"}')])
+    df = _src(tmp_path).read_logs(*W).frame
+    assert df["message"].tolist() == [deep, "ok"]
+
+
+def test_ndjson_line_nested_beyond_the_parser_is_skipped_and_named(tmp_path: Path) -> None:
+    """The mapped NDJSON reader skips such a line and says so."""
+    ok = json.dumps({"ts": _t(5).isoformat(), "pod": "api-0", "line": "fine"})
+    deep = '{"a":' * 50_000 + "1" + "}" * 50_000
+    (tmp_path / "x.ndjson").write_text(ok + "\n" + deep + "\n")
+    src = make_log_source({"kind": "files", "format": "ndjson", "path": str(tmp_path / "x.ndjson"),
+                           "fields": {"time": "ts", "pod": "pod", "message": "line"}})
+    res = src.read_logs(*W)
+    assert res.frame["message"].tolist() == ["fine"]
+    assert any("x.ndjson:2" in w and "nested too deeply" in w for w in res.warnings)
