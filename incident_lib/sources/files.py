@@ -110,19 +110,25 @@ def _has_deep_line(path: Path, limit: int = MAX_OPENERS, block_size: int = 1 << 
     """Whether a line holds more than `limit` `{`/`[` (an upper bound of its nesting depth).
     Arrow's JSON parser recurses per level and crashes the process (SIGSEGV) somewhere past
     10,000 levels; such a file goes to the line-by-line reader, which skips and names that
-    line. Counted per line with numpy, a block at a time (no Python loop over lines)."""
-    carry = 0
+    line. Counted with numpy a block at a time: opener positions against line ends."""
+    carry = 0  # openers of the line still open at the end of the previous block
     with open(path, "rb") as fh:
         while block := fh.read(block_size):
             a = np.frombuffer(block, np.uint8)
-            cs = np.cumsum((a == 0x7B) | (a == 0x5B), dtype=np.int64)
+            opens = np.flatnonzero((a == 0x7B) | (a == 0x5B))
+            if carry + len(opens) <= limit:  # not even the whole block holds more
+                ends = np.flatnonzero(a == 0x0A)
+                carry = (len(opens) - int(np.searchsorted(opens, ends[-1])) if len(ends)
+                         else carry + len(opens))
+                continue
             ends = np.flatnonzero(a == 0x0A)
-            per_line = np.diff(np.concatenate(([0], cs[ends])))
+            upto = np.searchsorted(opens, ends)  # openers before each line end
+            per_line = np.diff(np.concatenate(([0], upto)))
             if len(per_line):
                 per_line[0] += carry
-                carry = int(cs[-1] - cs[ends[-1]])
+                carry = len(opens) - int(upto[-1])
             else:
-                carry += int(cs[-1])
+                carry += len(opens)
             if (len(per_line) and per_line.max() > limit) or carry > limit:
                 return True
     return False
