@@ -136,7 +136,7 @@ def metric_excursions(
 
 def _error_text(text: str) -> bool:
     # the words ERROR_PATTERN needs, tested as plain substrings first: most lines have none
-    # of them, and the pattern is slow on long lines (10x on a Nezha window)
+    # of them, and the pattern is slow on long lines (10x on long application lines)
     if not ("Exception" in text or "Error" in text or "Caused by:" in text
             or "Traceback" in text or text[:1].isspace()):
         return False
