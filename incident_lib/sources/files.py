@@ -116,14 +116,8 @@ def _has_deep_line(path: Path, limit: int = MAX_OPENERS, block_size: int = 1 << 
         while block := fh.read(block_size):
             a = np.frombuffer(block, np.uint8)
             opens = np.flatnonzero((a == 0x7B) | (a == 0x5B))
-            if carry + len(opens) <= limit:  # not even the whole block holds more
-                ends = np.flatnonzero(a == 0x0A)
-                carry = (len(opens) - int(np.searchsorted(opens, ends[-1])) if len(ends)
-                         else carry + len(opens))
-                continue
-            ends = np.flatnonzero(a == 0x0A)
-            upto = np.searchsorted(opens, ends)  # openers before each line end
-            per_line = np.diff(np.concatenate(([0], upto)))
+            upto = np.searchsorted(opens, np.flatnonzero(a == 0x0A))  # openers before each end
+            per_line = np.diff(upto, prepend=0)
             if len(per_line):
                 per_line[0] += carry
                 carry = len(opens) - int(upto[-1])
