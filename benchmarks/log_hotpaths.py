@@ -38,7 +38,11 @@ from scipy import stats
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from incident_lib.analysis.evidence import ERROR_PATTERN, is_error_line  # noqa: E402
+from incident_lib.analysis.evidence import (  # noqa: E402
+    ERROR_LEVELS,
+    ERROR_PATTERN,
+    is_error_line,
+)
 from incident_lib.analysis.spikes import compare_counts  # noqa: E402
 from incident_lib.core import redact  # noqa: E402
 from incident_lib.sources import make_log_source  # noqa: E402
@@ -78,8 +82,7 @@ def counts_per_key(base: pd.Series, inc: pd.Series, bm: float, im: float) -> pd.
 
 
 def errors_by_regex(level: pd.Series, message: pd.Series) -> np.ndarray:
-    lv = level.astype("string").str.lower().isin({"error", "fatal", "critical", "severe",
-                                                  "err", "crit", "alert", "emerg"})
+    lv = level.astype("string").str.lower().isin(ERROR_LEVELS)
     ex = message.astype(str).str.contains(ERROR_PATTERN, regex=True).to_numpy(bool)
     return lv.fillna(False).to_numpy(bool) | ex
 
