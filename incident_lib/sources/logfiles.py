@@ -217,8 +217,8 @@ class TableLogSource:
         times, w = parse_times(raw["time"], self.time_unit, path, "time", self.fields["time"])
         warnings += w
         msg = raw["message"].map(self._unwrap)
-        parsed = msg.map(structured_line) if self.structured else pd.Series([None] * len(msg))
-        has = parsed.notna().to_numpy()
+        parsed = msg.map(structured_line) if self.structured else None
+        has = parsed.notna().to_numpy() if parsed is not None else np.zeros(len(msg), bool)
         if has.any():
             msg = msg.where(~has, parsed.map(lambda p: p[0] if p else None))
         pod = raw["pod"] if "pod" in raw.columns else None
