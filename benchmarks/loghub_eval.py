@@ -9,6 +9,8 @@ For every system, ours runs through `run_templates_command` (the code behind
   * message column: the ground truth's Content column, one message per line (no header).
 drain3 (generic masks, default Drain parameters) parses the Content strings read by the same
 header parser. Scores: group accuracy (GA) and parsing accuracy (PA, exact template text).
+A second table scores both on the message column with a context prefix (a trace or request
+id a logger writes before every event) on every line: the grouping should not move.
 
 `--loo` also runs the leave-one-system-out protocol over the miner's configuration grid
 (GRID): for each system, the configuration with the best mean GA on the other seven
@@ -22,6 +24,7 @@ import argparse
 import csv
 import json
 import os
+import random
 import sys
 import tempfile
 import time
@@ -159,9 +162,44 @@ def main(argv: list[str] | None = None) -> int:
     mean = {k: sum(v) / len(v) for k, v in cols.items()}
     print(f"| **mean** | **{mean['gf']:.3f}** | **{mean['gd']:.3f}** | **{mean['gm']:.3f}** | "
           f"**{mean['gr']:.3f}** | {mean['pf']:.3f} | {mean['pm']:.3f} | {mean['pr']:.3f} | | | |")
+    prefixed(inputs)
     if args.loo:
         loo(inputs)
     return 0
+
+
+# what loggers write before every event: a request context with fresh ids on every line
+PREFIXES = {
+    "TraceID: <hex32> SpanID: <hex16>": lambda r: f"TraceID: {_hex(r, 32)} SpanID: {_hex(r, 16)} ",
+    "trace_id=<hex32> span_id=<hex16>": lambda r: f"trace_id={_hex(r, 32)} span_id={_hex(r, 16)} ",
+    "[req <hex8>-<hex4>]": lambda r: f"[req {_hex(r, 8)}-{_hex(r, 4)}] ",
+}
+
+
+def _hex(rng: random.Random, n: int) -> str:
+    return "".join(rng.choice("0123456789abcdef") for _ in range(n))
+
+
+def prefixed(inputs: dict[str, tuple[list[str], list[str], list[str]]]) -> None:
+    """GA on the message column with a context prefix on every line, ours and drain3: the
+    grouping of the events should not change when a logger adds its context."""
+    print("\nA context prefix on every message (message column; GA, ours / drain3)\n")
+    print("| system | none | " + " | ".join(PREFIXES) + " |")
+    print("|---|" + "---:|" * (len(PREFIXES) + 1))
+    sums: dict[str, list[float]] = {}
+    for system, (content, _, gt) in inputs.items():
+        cells = []
+        for name, make in [("none", lambda r: ""), *PREFIXES.items()]:
+            rng = random.Random(7)
+            msgs = [make(rng) + c for c in content]
+            ours = group_accuracy(mine_with(msgs, DEFAULT)[0], gt)
+            theirs = group_accuracy(drain3_parse(msgs)[0], gt)
+            sums.setdefault(name, []).extend([ours, theirs])
+            cells.append(f"{ours:.3f} / {theirs:.3f}")
+        print(f"| {system} | " + " | ".join(cells) + " |")
+    means = [f"**{sum(v[0::2]) / len(v[0::2]):.3f}** / {sum(v[1::2]) / len(v[1::2]):.3f}"
+             for v in sums.values()]
+    print("| **mean** | " + " | ".join(means) + " |")
 
 
 TIE = 0.005  # 10 lines of 2,000: configurations this close to the best count as tied

@@ -20,6 +20,9 @@ How it works (one generic configuration for every log source):
    constants and split the group (``key=value`` words by key first, so their values are
    judged inside each key). Templates that differ only in the number of adjacent variables
    ("a <*> b", "a <*> <*> b": one variable spanning a varying number of words) are merged.
+   Before that, the leading tokens that every message shares when the messages go on in
+   more than one shape (a logger's context such as "TraceID: <*> SpanID: <*>") are set aside
+   and what follows is clustered: every template starts with them (context_prefix).
 
 One configuration for every source: kv_threshold 2 is what every fold of a leave-one-system-out
 protocol on loghub picks; threshold 4 is kept (the folds pick 3, but thresholds 3 to 6 differ
@@ -90,6 +93,11 @@ def cluster_masked(
 ) -> list[str]:
     """Return the template text of each distinct masked message (weights = line counts)."""
     seqs = [tokens(m) for m in masked]
+    k = context_prefix(seqs)
+    if k:  # mine what follows the prefix; every template starts with it
+        head = " ".join(seqs[0][:k])
+        rest = cluster_masked([" ".join(s[k:]) for s in seqs], weights, threshold, kv_threshold)
+        return [f"{head} {t}" if t else head for t in rest]
     out = [""] * len(seqs)
     by_len: dict[int, list[int]] = defaultdict(list)
     for i, s in enumerate(seqs):
@@ -114,6 +122,22 @@ def cluster_masked(
             _split_group(seqs, grp, {j for j, _ in key}, col_freq, root_freq[key],
                          (threshold, kv_threshold), out)
     return _merge_runs(out)
+
+
+def context_prefix(seqs: Sequence[Sequence[str]]) -> int:
+    """Number of leading tokens every message shares when the messages go on in more than one
+    shape: a context a logger writes before every event, such as "TraceID: <*> SpanID: <*>".
+    Its words are in every template and tell no event from another; left in, they would be
+    the largest set of equally frequent words of every event whose own words are reused by
+    other events, and those events would become one template of variables. When every message
+    has one length the shared words may be the event itself ("(root) CMD (<*>)"): 0 then, as
+    for fewer than two distinct messages."""
+    if len(seqs) < 2 or len({len(s) for s in seqs}) < 2:
+        return 0
+    k, shortest = 0, min(len(s) for s in seqs)
+    while k < shortest and len({s[k] for s in seqs}) == 1:
+        k += 1
+    return k
 
 
 def _merge_runs(texts: list[str]) -> list[str]:

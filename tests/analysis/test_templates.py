@@ -215,3 +215,46 @@ def test_a_parenthesised_value_of_any_word_count_is_one_variable() -> None:
     msgs = [f"(root) CMD ({c})" for c in cmds]
     assert set(_templates(msgs)) == {"(root) CMD <*>"}
     assert _templates(["VM Started (Lifecycle Event)"] * 2) == ["VM Started (Lifecycle Event)"] * 2
+
+
+
+def _traced(events: list[tuple[str, int]], prefix: str = "TraceID: {t} SpanID: {s} "
+            ) -> list[str]:
+    """Each (event, count) line behind a request-context prefix with fresh ids on every line."""
+    out = []
+    for j, (e, n) in enumerate(events):
+        for k in range(n):
+            t = hashlib.md5(f"{k}-{j}".encode()).hexdigest()
+            out.append(prefix.format(t=t, s=t[:16]) + e)
+    return out
+
+
+# lines of five services within one minute of a real export (OnlineBoutique in the Nezha
+# data set), each behind the same "TraceID: <id> SpanID: <id>" prefix; (text, lines). The
+# seven-word ones merged into "TraceID: <*> SpanID: <*> <*> <*> <*>" before.
+SHORT_EVENTS = [
+    ("Get currency data successful", 6), ("Handles decimal or fractional carrying", 4),
+    ("Request started", 5), ("Query product with name and description successfully", 3),
+    ("Getting supported currencies...", 2), ("Getting currency data", 4),
+    ("Received conversion request", 2), ("Start list products", 2), ("Start parse catalog", 2),
+    ("Choose Ad started", 2), ("Choose Ad complete", 2), ("Setting currency started", 1),
+    ("Setting currency complete", 1), ("[GetQuote] received request", 1),
+    ("[GetQuote] completed request", 1), ("[CreateQuoteFromCount] received request", 1),
+    ("[CreateQuoteFromCount] completed request", 1), ("[QuoteByCountFloat] received request", 1),
+    ("[QuoteByCountFloat] completed request", 1), ("[CreateQuoteFromFloat] received request", 1),
+    ("[CreateQuoteFromFloat] completed request", 1),
+]
+
+
+def test_a_prefix_on_every_line_does_not_merge_distinct_events() -> None:
+    # The ids after "TraceID:"/"SpanID:" are masked, so those two words are the only words
+    # shared by every line. They must not become the root that every event hangs from: the
+    # lines group exactly as they do without the prefix.
+    plain = [e for e, n in SHORT_EVENTS for _ in range(n)]
+    prefixed = _traced(SHORT_EVENTS)
+    assert _groups(prefixed) == _groups(plain)
+    templates = _templates(prefixed)
+    choose = templates[plain.index("Choose Ad started")]
+    assert choose == "TraceID: <*> SpanID: <*> Choose Ad started"
+    assert len(set(templates)) > 12  # not one "TraceID: <*> SpanID: <*> <*> <*> <*>"
+
