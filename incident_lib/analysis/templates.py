@@ -7,7 +7,8 @@ How it works (one generic configuration for every log source):
    duration unit ("16.0 KB", "5 ms"), times of day ("00:02", "12:34:56.789"), dates written
    with month names ("Sun Jul 24 02:38:23 2005", "Dec 4, 2025"), long hex words, and
    true/false/null. A run of whitespace-separated
-   ``<*>`` collapses into one (variable-length lists of ids).
+   ``<*>`` words collapses into one (variable-length lists of ids); a ``key=<*>`` value is
+   not part of a run, so the key's word stays apart from the words after it.
 2. Dedupe: identical masked messages share a cluster key (raw and masked caches are capped).
 3. Cluster the distinct masked messages (weighted by line counts), per token count, Brain-style.
    Tokens are whitespace-separated words, except that a "quoted string" or a (parenthesised
@@ -55,7 +56,7 @@ _MASK = re.compile(
     rf"|[^{_D}\d]*\d[^{_D}]*"  # any word containing a digit
     r")"
 )
-_RUNS = re.compile(r"<\*>(?:\s+<\*>)+")
+_RUNS = re.compile(r"(?<!\S)<\*>(?:\s+<\*>)+")
 # clustering tokens: whitespace-separated words, but a "quoted string" or a (group) (with a
 # key= prefix or trailing comma) is one token, so such a value of any word count keeps the
 # length
