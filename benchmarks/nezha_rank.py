@@ -76,12 +76,15 @@ MARGIN_GRID = (0.0, 0.25, 0.5, 1.0, 1.5)
 
 def _templates(logs: pd.DataFrame, history: pd.DataFrame | None
                ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Mine templates over the window and the history together (same ids on both sides)."""
+    """Mine templates over the window and the history together (same ids on both sides), each
+    service apart, as the product does."""
     n = len(logs)
     msgs = logs["message"].astype(str).tolist()
+    groups = logs["service"].astype(str).tolist()
     if history is not None:
         msgs += history["message"].astype(str).tolist()
-    ids, texts = mine_templates(msgs) if msgs else ([], {})
+        groups += history["service"].astype(str).tolist()
+    ids, texts = mine_templates(msgs, groups=groups) if msgs else ([], {})  # per service
     logs = logs.assign(template_id=ids[:n], template=[texts[i] for i in ids[:n]])
     if history is not None:
         history = history.assign(template_id=ids[n:], template=[texts[i] for i in ids[n:]])
@@ -93,7 +96,7 @@ def features(root: Path, baseline: tuple[pd.Timestamp, pd.Timestamp],
              history: tuple[pd.DataFrame, pd.DataFrame] | None, fresh: bool = False
              ) -> dict[str, object]:
     """Evidence table and call graph of one window (cached on disk)."""
-    key = hashlib.sha1(f"v11|{root}|{baseline}|{incident}|{history is not None}".encode()
+    key = hashlib.sha1(f"v12|{root}|{baseline}|{incident}|{history is not None}".encode()
                        ).hexdigest()[:16]
     path = CACHE / f"feat_{key}.pkl"
     if path.exists() and not fresh:

@@ -388,9 +388,29 @@ class TemplateMiner:
         return mapping, templates
 
 
-def mine_templates(messages: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """Mine templates; return (template id per message in order, {template_id: template})."""
-    miner = TemplateMiner()
-    keys = miner.add_many(messages)
-    mapping, templates = miner.finish()
-    return [mapping[k] for k in keys], templates
+def mine_templates(messages: Sequence[str], groups: Sequence[object] | None = None
+                   ) -> tuple[list[str], dict[str, str]]:
+    """Mine templates; return (template id per message in order, {template_id: template}).
+
+    groups (one label per message, e.g. its service) mines each group's messages apart: every
+    service has its own log statements and line shapes, and mined together the lines of one
+    service change which words of another's look constant. A template id is the hash of its
+    text, so the same template in two groups keeps one id."""
+    if groups is None:
+        miner = TemplateMiner()
+        keys = miner.add_many(messages)
+        mapping, templates = miner.finish()
+        return [mapping[k] for k in keys], templates
+    if len(groups) != len(messages):
+        raise ValueError(f"groups has {len(groups)} labels for {len(messages)} messages")
+    members: dict[object, list[int]] = defaultdict(list)
+    for i, g in enumerate(groups):
+        members[g].append(i)
+    ids: list[str] = [""] * len(messages)
+    texts: dict[str, str] = {}
+    for idx in members.values():
+        part, found = mine_templates([messages[i] for i in idx])
+        for i, t in zip(idx, part, strict=True):
+            ids[i] = t
+        texts.update(found)
+    return ids, texts

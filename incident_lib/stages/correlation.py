@@ -77,7 +77,10 @@ def load_logs(run: Run, ctx: Section) -> Section:
     frame, n_ref = _with_reference(res.frame, reference_window(run), (b0, i1),
                                    lambda a, b: run.logs.read_logs(a, b, limit=cap).frame, "time")
     df = run.clean_messages(frame)  # personal data never reaches templates or evidence
-    ids, texts = mine_templates(df["message"].astype(str).tolist()) if len(df) else ([], {})
+    # each service's lines are mined apart (its own log statements and line shapes)
+    ids, texts = (mine_templates(df["message"].astype(str).tolist(),
+                                 groups=df["service"].astype(str).tolist())
+                  if len(df) else ([], {}))
     df = df.assign(template_id=ids, template=[texts[i] for i in ids])
     df = run.record("logs", QueryResult(df, res.query, res.backend, res.warnings, res.partial,
                                         res.notes), "correlation", redacted=True)

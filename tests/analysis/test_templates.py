@@ -260,3 +260,24 @@ def test_a_prefix_on_every_line_does_not_merge_distinct_events() -> None:
     assert choose == "TraceID: <*> SpanID: <*> Choose Ad started"
     assert len(set(templates)) > 12  # not one "TraceID: <*> SpanID: <*> <*> <*> <*>"
 
+
+def test_events_of_each_service_are_mined_apart_when_services_are_given() -> None:
+    # One service writes its events behind a context prefix, another writes same-length lines
+    # of its own shape: mined together, no prefix is shared by every line and the events
+    # merge again; mined per service (each service has its own log statements) they group as
+    # they do alone, and an identical template text keeps one id across services.
+    a = _traced(SHORT_EVENTS)
+    b = [f"worker {w} finished job batch nightly export" for w in "abcdefgh"] * 3
+    shared = ["cache warmed in 5 ms", "cache warmed in 7 ms"]
+    msgs = a + b + shared + shared
+    services = ["svc-a"] * len(a) + ["svc-b"] * len(b) + ["svc-c"] * 2 + ["svc-d"] * 2
+    together, _ = mine_templates(msgs)
+    assert len(set(together[:len(a)])) < len(set(mine_templates(a)[0]))
+    ids, templates = mine_templates(msgs, groups=services)
+    alone, _ = mine_templates(a)
+    assert ids[:len(a)] == alone and len(set(alone)) > 12
+    assert {templates[ids[i]] for i in range(len(a), len(a) + len(b))} == {
+        "worker <*> finished job batch nightly export"}
+    assert len(set(ids[-4:])) == 1 and templates[ids[-1]] == "cache warmed in <*>"
+    with pytest.raises(ValueError, match="groups"):
+        mine_templates(msgs, groups=services[:-1])
