@@ -15,11 +15,11 @@ from ..core.config import resolve_sources
 from ..core.errors import InputError
 from ..core.model import Incident, iso, parse_time
 from ..core.storage import slug, validate_incident_id
-from ..sources import make_metric_source
+from ..sources import make_metric_source, make_span_source
 
 __all__ = ["load_alert_file", "validate_payload", "incident_from_alert", "incident_from_cli",
-           "dedupe_key", "check_service", "known_services", "alert_time", "resolved_time",
-           "cli_time", "MIN_WINDOW"]
+           "dedupe_key", "check_service", "known_services", "services_where", "alert_time",
+           "resolved_time", "cli_time", "MIN_WINDOW"]
 
 LOOKBACK = pd.Timedelta("2h")
 LOOKAHEAD = pd.Timedelta("75min")
@@ -172,22 +172,40 @@ def dedupe_key(payload: dict[str, Any]) -> str:
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:12]
 
 
-def check_service(service: str, known: list[str]) -> str:
-    """service if the telemetry knows it, else InputError listing known services."""
+def check_service(service: str, known: list[str], where: str = "the metrics backend") -> str:
+    """service if the telemetry knows it, else InputError listing known services (`where`
+    names the sources asked: services_where)."""
     if known and service not in known:
-        raise InputError(f"service {service[:60]!r} is unknown to the metrics backend: use one "
+        raise InputError(f"service {service[:60]!r} is unknown to {where}: use one "
                          f"of {', '.join(known[:20])}")
     return service
 
 
+def _has_spans(sources: dict[str, Any]) -> bool:
+    return str((sources.get("spans") or {}).get("kind", "none")) != "none"
+
+
+def services_where(sources: dict[str, Any]) -> str:
+    """Which sources known_services asks, for the error text."""
+    return "the metrics and the spans" if _has_spans(sources) else "the metrics backend"
+
+
 def known_services(sources: dict[str, Any]) -> list[str]:
-    """Services the metrics backend knows ([] when it cannot say: that never blocks)."""
+    """Services the metrics backend or the spans know ([] when one of them cannot say: that
+    never blocks). A service with spans but no metrics (an export's entry service often
+    lacks a per-pod metric file) is known: its missing signals are stated by the triage."""
     try:
-        return make_metric_source(sources["metrics"]).services()
+        names = set(make_metric_source(sources["metrics"]).services())
+        if _has_spans(sources):
+            lister = getattr(make_span_source(sources["spans"]), "services", None)
+            if lister is None:
+                return []
+            names |= set(lister())
     except InputError:
         raise
     except Exception:  # noqa: BLE001 - an unreachable backend must not block opening an incident
         return []
+    return sorted(names)
 
 
 def incident_from_alert(payload: dict[str, Any], config: dict[str, Any],
@@ -209,7 +227,7 @@ def incident_from_alert(payload: dict[str, Any], config: dict[str, Any],
         raise InputError("alert has no 'service' (or job/app) label: add one to the alerting "
                          "rule so the investigation knows where to look")
     sources, topo = resolve_sources(config)
-    check_service(service, known_services(sources))
+    check_service(service, known_services(sources), services_where(sources))
     now = received if received is not None else _now()
     starts = min(parse_time(a["startsAt"], "startsAt") for a in alerts)
     t0 = parse_time(start, "--start") if start else starts - LOOKBACK
@@ -254,7 +272,7 @@ def incident_from_cli(service: str, start: str, end: str, config: dict[str, Any]
     if t1 - t0 > pd.Timedelta("7D"):
         raise InputError("--start to --end is longer than 7 days: narrow the window")
     sources, topo = resolve_sources(config)
-    check_service(service, known_services(sources))
+    check_service(service, known_services(sources), services_where(sources))
     if incident_id is None:
         incident_id = f"{slug(service, 40)}-{t0:%Y%m%dt%H%M}"
     validate_incident_id(incident_id)

@@ -27,6 +27,7 @@ from ..pipeline.alerts import (
     dedupe_key,
     known_services,
     resolved_time,
+    services_where,
     validate_payload,
 )
 from .queues import open_queue
@@ -204,7 +205,8 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
         seconds: done at startup and then in the background, never in a request)."""
         try:
             sources, _ = resolve_sources(load_config(config))
-            known.update(at=time.monotonic(), services=known_services(sources))
+            known.update(at=time.monotonic(), services=known_services(sources),
+                         where=services_where(sources))
         except Exception:  # noqa: BLE001 - unknown services are then checked by the worker
             known.update(at=time.monotonic())
         finally:
@@ -226,7 +228,7 @@ def create_app(config: str | Path, runs_dir: str | Path, token: str, *,
         known["ready"].wait(5.0)  # only right after startup; then the list is never empty-waited
         labels = {**payload["alerts"][0]["labels"], **payload["commonLabels"]}
         check_service(labels.get("service") or labels.get("job") or labels.get("app") or "",
-                      known["services"])
+                      known["services"], known.get("where", "the metrics backend"))
         return payload, key, incident_id, resolved
 
     async def _read_body(request: Request) -> bytes | None:

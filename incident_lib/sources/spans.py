@@ -151,6 +151,23 @@ class FilesSpanSource:
         return QueryResult(out, query, self.backend, warnings=warnings, partial=partial,
                            notes=notes)
 
+    def services(self) -> list[str]:
+        """Services that own a span in the files (a CSV is read for its service or pod column
+        only), mapped by the pod rule as the spans are."""
+        names: set[str] = set()
+        for p in expand_paths(self.pattern, "spans"):
+            if self.format == "csv":
+                cols = {f: self.fields[f] for f in ("service", "pod") if f in self.fields}
+                raw = read_csv_columns(p, cols, "spans", optional={"pod"} if "service" in cols
+                                       else set(), warnings=[])
+                svc = raw["service"] if "service" in raw else pd.Series([None] * len(raw))
+                if "pod" in raw:
+                    svc = svc.where(svc.notna(), self.rule.map(raw["pod"].astype(object)))
+            else:
+                svc = self._read(p, [])["service"]
+            names.update(str(v) for v in svc.dropna().unique() if str(v))
+        return sorted(names)
+
     def _read(self, path: Path, warnings: list[str]) -> pd.DataFrame:
         if self.format == "otlp":
             return self._finish(_otlp_frame(path, warnings), path, warnings, unit="ns",

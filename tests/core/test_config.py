@@ -145,6 +145,26 @@ def test_sources_carry_signals_and_pod_rule(tmp_path: Path) -> None:
     assert sources["metrics"]["path"] == str(tmp_path / "m" / "*.csv")
 
 
+def test_a_service_known_only_to_the_spans_opens_an_investigation(tmp_path: Path) -> None:
+    # The entry service of an export often has spans and logs but no per-pod metric file:
+    # that is a missing signal for the report to state, not an unknown service. A name no
+    # source knows is still refused, naming where it looked.
+    data = _byo_data(tmp_path, BYO_YAML + """\
+  spans: {kind: files, format: csv, path: "s/*.csv", time_unit: s,
+          fields: {trace_id: tid, span_id: sid, parent_id: pid, pod: pod, start: t, end: e}}
+""")
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "a.csv").write_text("tid,sid,pid,pod,t,e\n"
+                                          "t1,s1,,web_1,1800000000,1800000001\n"
+                                          "t1,s2,s1,api_1,1800000000,1800000001\n")
+    cfg = load_config(data_dir=data)
+    inc = incident_from_cli("web", "2026-01-15T07:00:00Z", "2026-01-15T09:00:00Z", cfg, "t2")
+    assert inc.service == "web"
+    with pytest.raises(InputError, match=r"service 'nope' is unknown to the metrics and the "
+                                         r"spans: use one of api, web"):
+        incident_from_cli("nope", "2026-01-15T07:00:00Z", "2026-01-15T09:00:00Z", cfg, "t3")
+
+
 def test_run_exposes_declared_signals_and_empty_spans(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INCIDENT_RUNS_DIR", str(tmp_path / "runs"))
