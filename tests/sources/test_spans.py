@@ -47,6 +47,7 @@ def test_csv_spans_with_pod_rule_and_roots(tmp_path: Path) -> None:
     assert str(df["start"].dt.tz) == "UTC" and df["start"].iloc[0] == T0
     assert df["status"].isna().all()  # the export has no status: unknown, not "ok"
     assert not res.partial and res.notes["orphans"] == 0
+    assert _src(tmp_path).services() == ["gateway", "orders"]  # every file, any time
 
 
 def test_window_and_service_filter(tmp_path: Path) -> None:
@@ -115,6 +116,7 @@ def test_ndjson_with_duration_and_status(tmp_path: Path) -> None:
     assert df["status"].tolist() == ["error", "ok"]
     assert df["parent_id"].tolist() == [None, "s1"]
     assert any("spans.ndjson:3" in w for w in res.warnings)
+    assert src.services() == ["api", "db"]
 
 
 def test_otlp_json(tmp_path: Path) -> None:
@@ -130,8 +132,10 @@ def test_otlp_json(tmp_path: Path) -> None:
              "startTimeUnixNano": str(NS + 100), "endTimeUnixNano": str(NS + 1_000_100),
              "status": {}}]}]}]}
     (tmp_path / "otlp.json").write_text(json.dumps(doc))
-    res = make_span_source({"kind": "files", "format": "otlp",
-                            "path": str(tmp_path / "otlp.json")}).spans(*W)
+    src = make_span_source({"kind": "files", "format": "otlp",
+                            "path": str(tmp_path / "otlp.json")})
+    assert src.services() == ["checkout"]
+    res = src.spans(*W)
     df = res.frame
     assert df["service"].tolist() == ["checkout", "checkout"]
     assert df["operation"].tolist() == ["POST /pay", "SELECT"]
