@@ -21,9 +21,10 @@ How it works (one generic configuration for every log source):
    constants and split the group (``key=value`` words by key first, so their values are
    judged inside each key). Templates that differ only in the number of adjacent variables
    ("a <*> b", "a <*> <*> b": one variable spanning a varying number of words) are merged.
-   Before that, the leading tokens that every message shares when the messages go on in
-   more than one shape (a logger's context such as "TraceID: <*> SpanID: <*>") are set aside
-   and what follows is clustered: every template starts with them (context_prefix).
+   Before that, the leading tokens that most lines share, when those lines go on in more
+   than one shape (a logger's context such as "TraceID: <*> SpanID: <*>"), are set aside and
+   what follows is clustered: each of their templates starts with them; the lines without
+   them are clustered on their own (context_prefix).
 
 One configuration for every source: kv_threshold 2 is what every fold of a leave-one-system-out
 protocol on loghub picks; threshold 4 is kept (the folds pick 3, but thresholds 3 to 6 differ
@@ -94,11 +95,22 @@ def cluster_masked(
 ) -> list[str]:
     """Return the template text of each distinct masked message (weights = line counts)."""
     seqs = [tokens(m) for m in masked]
-    k = context_prefix(seqs)
-    if k:  # mine what follows the prefix; every template starts with it
-        head = " ".join(seqs[0][:k])
-        rest = cluster_masked([" ".join(s[k:]) for s in seqs], weights, threshold, kv_threshold)
-        return [f"{head} {t}" if t else head for t in rest]
+    head, inside = context_prefix(seqs, weights)
+    if head:  # the lines with the prefix are mined after it, the others on their own
+        out = [""] * len(seqs)
+        ins = [i for i in range(len(seqs)) if inside[i]]
+        outs = [i for i in range(len(seqs)) if not inside[i]]
+        k, text = len(head), " ".join(head)
+        rest = cluster_masked([" ".join(seqs[i][k:]) for i in ins], [weights[i] for i in ins],
+                              threshold, kv_threshold)
+        for i, t in zip(ins, rest, strict=True):
+            out[i] = f"{text} {t}" if t else text
+        if outs:
+            other = cluster_masked([masked[i] for i in outs], [weights[i] for i in outs],
+                                   threshold, kv_threshold)
+            for i, t in zip(outs, other, strict=True):
+                out[i] = t
+        return out
     out = [""] * len(seqs)
     by_len: dict[int, list[int]] = defaultdict(list)
     for i, s in enumerate(seqs):
@@ -125,20 +137,40 @@ def cluster_masked(
     return _merge_runs(out)
 
 
-def context_prefix(seqs: Sequence[Sequence[str]]) -> int:
-    """Number of leading tokens every message shares when the messages go on in more than one
-    shape: a context a logger writes before every event, such as "TraceID: <*> SpanID: <*>".
-    Its words are in every template and tell no event from another; left in, they would be
-    the largest set of equally frequent words of every event whose own words are reused by
-    other events, and those events would become one template of variables. When every message
-    has one length the shared words may be the event itself ("(root) CMD (<*>)"): 0 then, as
-    for fewer than two distinct messages."""
-    if len(seqs) < 2 or len({len(s) for s in seqs}) < 2:
-        return 0
-    k, shortest = 0, min(len(s) for s in seqs)
-    while k < shortest and len({s[k] for s in seqs}) == 1:
-        k += 1
-    return k
+def context_prefix(seqs: Sequence[Sequence[str]], weights: Sequence[int]
+                   ) -> tuple[tuple[str, ...], list[bool]]:
+    """The leading tokens that most lines (more than half, by line count) share, and which
+    messages have them, when those messages go on in more than one shape: a context a logger
+    writes before every event, such as "TraceID: <*> SpanID: <*>" (a background thread
+    without the context writes lines without it). Its words are in every template of those
+    messages and tell no event from another; left in, they would be the largest set of
+    equally frequent words of every event whose own words are reused by other events, and
+    those events would become one template of variables. When the messages with the prefix
+    all have one length the shared words may be the event itself ("(root) CMD (<*>)"): no
+    prefix then, nor for fewer than two distinct messages."""
+    n = len(seqs)
+    total = sum(weights)
+    members = list(range(n))
+    head: list[str] = []
+    while n > 1:
+        k = len(head)
+        count: Counter[str] = Counter()
+        for i in members:
+            if len(seqs[i]) > k:
+                count[seqs[i][k]] += weights[i]
+        if not count:
+            break
+        tok, w = count.most_common(1)[0]
+        if 2 * w <= total:
+            break
+        members = [i for i in members if len(seqs[i]) > k and seqs[i][k] == tok]
+        head.append(tok)
+    if not head or len(members) < 2 or len({len(seqs[i]) for i in members}) < 2:
+        return (), [False] * n
+    inside = [False] * n
+    for i in members:
+        inside[i] = True
+    return tuple(head), inside
 
 
 def _merge_runs(texts: list[str]) -> list[str]:

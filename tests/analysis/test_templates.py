@@ -261,13 +261,28 @@ def test_a_prefix_on_every_line_does_not_merge_distinct_events() -> None:
     assert len(set(templates)) > 12  # not one "TraceID: <*> SpanID: <*> <*> <*> <*>"
 
 
+def test_a_prefix_on_most_lines_is_set_aside_where_it_is() -> None:
+    # A background thread writes without the request context: those lines neither break the
+    # rule for the rest nor take the prefix themselves.
+    plain = [e for e, n in SHORT_EVENTS for _ in range(n)]
+    background = ["housekeeper pool stats (total=10, active=0, idle=10, waiting=0)",
+                  "housekeeper pool stats (total=10, active=2, idle=8, waiting=0)",
+                  "Flushing metrics to the collector now"]
+    msgs = _traced(SHORT_EVENTS) + background
+    assert _groups(msgs) == _groups(plain + background)
+    templates = _templates(msgs)
+    assert templates[-1] == "Flushing metrics to the collector now"
+    assert templates[plain.index("Choose Ad started")] == (
+        "TraceID: <*> SpanID: <*> Choose Ad started")
+
+
 def test_events_of_each_service_are_mined_apart_when_services_are_given() -> None:
-    # One service writes its events behind a context prefix, another writes same-length lines
-    # of its own shape: mined together, no prefix is shared by every line and the events
-    # merge again; mined per service (each service has its own log statements) they group as
-    # they do alone, and an identical template text keeps one id across services.
+    # One service writes its events behind a context prefix, a busier one writes same-length
+    # lines of its own shape: mined together, the prefix is on too few of the lines and the
+    # events merge again; mined per service (each service has its own log statements) they
+    # group as they do alone, and an identical template text keeps one id across services.
     a = _traced(SHORT_EVENTS)
-    b = [f"worker {w} finished job batch nightly export" for w in "abcdefgh"] * 3
+    b = [f"worker {w} finished job batch nightly export" for w in "abcdefgh"] * 8
     shared = ["cache warmed in 5 ms", "cache warmed in 7 ms"]
     msgs = a + b + shared + shared
     services = ["svc-a"] * len(a) + ["svc-b"] * len(b) + ["svc-c"] * 2 + ["svc-d"] * 2
