@@ -21,8 +21,9 @@ How it works (one generic configuration for every log source):
    constants and split the group (``key=value`` words by key first, so their values are
    judged inside each key). Templates that differ only in the number of adjacent variables
    ("a <*> b", "a <*> <*> b": one variable spanning a varying number of words) are merged.
-   Before that, the leading tokens that most lines share, when those lines go on in more
-   than one shape (a logger's context such as "TraceID: <*> SpanID: <*>"), are set aside and
+   Before that, the leading tokens that most lines share, when they hold a per-line value
+   and those lines go on in more than one shape (a logger's context such as
+   "TraceID: <*> SpanID: <*>"), are set aside and
    what follows is clustered: each of their templates starts with them; the lines without
    them are clustered on their own (context_prefix).
 
@@ -140,14 +141,15 @@ def cluster_masked(
 def context_prefix(seqs: Sequence[Sequence[str]], weights: Sequence[int]
                    ) -> tuple[tuple[str, ...], list[bool]]:
     """The leading tokens that most lines (more than half, by line count) share, and which
-    messages have them, when those messages go on in more than one shape: a context a logger
-    writes before every event, such as "TraceID: <*> SpanID: <*>" (a background thread
-    without the context writes lines without it). Its words are in every template of those
-    messages and tell no event from another; left in, they would be the largest set of
-    equally frequent words of every event whose own words are reused by other events, and
-    those events would become one template of variables. When the messages with the prefix
-    all have one length the shared words may be the event itself ("(root) CMD (<*>)"): no
-    prefix then, nor for fewer than two distinct messages."""
+    messages have them, when they hold a value that changes from line to line and those
+    messages go on in more than one shape: a context a logger writes before every event,
+    such as "TraceID: <*> SpanID: <*>" or "[req <*>]" (a background thread without the
+    context writes lines without it). Its words are in every template of those messages and
+    tell no event from another; left in, they would be the largest set of equally frequent
+    words of every event whose own words are reused by other events, and those events would
+    become one template of variables. Shared words without a value are the event itself
+    ("Starting scheduled job <*>", "(root) CMD (<*>)"), and so are shared words before one
+    shape only: no prefix then, nor for fewer than two distinct messages."""
     n = len(seqs)
     total = sum(weights)
     members = list(range(n))
@@ -165,7 +167,8 @@ def context_prefix(seqs: Sequence[Sequence[str]], weights: Sequence[int]
             break
         members = [i for i in members if len(seqs[i]) > k and seqs[i][k] == tok]
         head.append(tok)
-    if not head or len(members) < 2 or len({len(seqs[i]) for i in members}) < 2:
+    if (not any(VAR in t for t in head) or len(members) < 2
+            or len({len(seqs[i]) for i in members}) < 2):
         return (), [False] * n
     inside = [False] * n
     for i in members:

@@ -261,6 +261,16 @@ def test_a_prefix_on_every_line_does_not_merge_distinct_events() -> None:
     assert len(set(templates)) > 12  # not one "TraceID: <*> SpanID: <*> <*> <*> <*>"
 
 
+def test_a_constant_phrase_before_a_variable_of_any_length_is_the_event() -> None:
+    # Words every line shares but that hold no per-line value are the event itself, not a
+    # logger's context: the names after them, one to three words long, are its variable.
+    jobs = ["backup", "cleanup", "reindex", "vacuum", "nightly export", "cache warmup",
+            "log rotate", "quota check", "weekly report rebuild", "orphan file sweep",
+            "user digest mail", "search index compaction"]
+    assert set(_templates([f"Starting scheduled job {j}" for j in jobs])) == {
+        "Starting scheduled job <*>"}
+
+
 def test_a_prefix_on_most_lines_is_set_aside_where_it_is() -> None:
     # A background thread writes without the request context: those lines neither break the
     # rule for the rest nor take the prefix themselves.
