@@ -67,6 +67,7 @@ _TOKEN = re.compile(r'[^\s"(]*"[^"\n]*"[^\s"]*|[^\s"(]*\([^()"\n]*\)\S*|\S+')
 # lines that differ only in numbers share one cache entry and skip the regex.
 _NORM = bytes.maketrans(b"123456789", b"000000000")
 
+MAX_PREFIX = 16  # tokens: a logger's context is a handful ("<*> TraceID: <*> SpanID: <*>")
 DEFAULT_THRESHOLD = 4
 DEFAULT_KV_THRESHOLD = 2
 _CACHE_MAX = 131_072
@@ -149,7 +150,9 @@ def context_prefix(seqs: Sequence[Sequence[str]], weights: Sequence[int]
     words of every event whose own words are reused by other events, and those events would
     become one template of variables. Shared words without a value are the event itself
     ("Starting scheduled job <*>", "(root) CMD (<*>)"), and so are shared words before one
-    shape only: no prefix then, nor for fewer than two distinct messages."""
+    shape only, or more than MAX_PREFIX of them (a sentence, not a context; this also bounds
+    the scan on lines that share thousands of words): no prefix then, nor for fewer than two
+    distinct messages."""
     n = len(seqs)
     total = sum(weights)
     members = list(range(n))
@@ -165,6 +168,8 @@ def context_prefix(seqs: Sequence[Sequence[str]], weights: Sequence[int]
         tok, w = count.most_common(1)[0]
         if 2 * w <= total:
             break
+        if k == MAX_PREFIX:  # longer than any logger's context: words of the event
+            return (), [False] * n
         members = [i for i in members if len(seqs[i]) > k and seqs[i][k] == tok]
         head.append(tok)
     if (not any(VAR in t for t in head) or len(members) < 2

@@ -271,6 +271,21 @@ def test_a_constant_phrase_before_a_variable_of_any_length_is_the_event() -> Non
         "Starting scheduled job <*>"}
 
 
+def test_a_long_shared_head_is_the_event_even_with_a_value_in_it() -> None:
+    # A logger's context is a few tokens; twenty shared words (one of them a value) are a
+    # sentence the event writes, and the names after it are its variable. (This also bounds
+    # the prefix scan on hostile lines that share thousands of words.)
+    jobs = ["backup", "cleanup", "reindex", "vacuum", "nightly export", "cache warmup",
+            "log rotate", "quota check", "weekly report rebuild", "orphan file sweep",
+            "user digest mail", "search index compaction"]
+    head = ("node 7 of the scheduler cluster is now starting the configured maintenance "
+            "window and will now run the job called")
+    assert len(head.split()) == 20
+    assert set(_templates([f"{head} {j}" for j in jobs])) == {
+        "node <*> of the scheduler cluster is now starting the configured maintenance window "
+        "and will now run the job called <*>"}
+
+
 def test_a_prefix_on_most_lines_is_set_aside_where_it_is() -> None:
     # A background thread writes without the request context: those lines neither break the
     # rule for the rest nor take the prefix themselves.
