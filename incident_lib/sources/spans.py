@@ -160,13 +160,23 @@ class FilesSpanSource:
                 cols = {f: self.fields[f] for f in ("service", "pod") if f in self.fields}
                 raw = read_csv_columns(p, cols, "spans", optional={"pod"} if "service" in cols
                                        else set(), warnings=[])
-                svc = raw["service"] if "service" in raw else pd.Series([None] * len(raw))
-                if "pod" in raw:
-                    svc = svc.where(svc.notna(), self.rule.map(raw["pod"].astype(object)))
+                svc = self._pod_service(raw)[1]
             else:
                 svc = self._read(p, [])["service"]
             names.update(str(v) for v in svc.dropna().unique() if str(v))
         return sorted(names)
+
+    def _pod_service(self, raw: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+        """Pod and service of each row: the mapped service, else the pod by the pod rule."""
+        pod = raw["pod"].astype(object) if "pod" in raw.columns else pd.Series(
+            [None] * len(raw), dtype=object)
+        if "service" in raw.columns:
+            service = raw["service"].astype(object)
+            if pod.notna().any():
+                service = service.where(service.notna(), self.rule.map(pod))
+        else:
+            service = self.rule.map(pod)
+        return pod, service
 
     def _read(self, path: Path, warnings: list[str]) -> pd.DataFrame:
         if self.format == "otlp":
@@ -197,14 +207,7 @@ class FilesSpanSource:
             dur = (end - start).dt.total_seconds() * 1000.0
         else:
             dur = pd.to_numeric(raw["duration"], errors="coerce") * _UNIT_MS[self.duration_unit]
-        pod = raw["pod"].astype(object) if "pod" in raw.columns else pd.Series(
-            [None] * len(raw), dtype=object)
-        if "service" in raw.columns:
-            service = raw["service"].astype(object)
-            if pod.notna().any():
-                service = service.where(service.notna(), self.rule.map(pod))
-        else:
-            service = self.rule.map(pod)
+        pod, service = self._pod_service(raw)
         parent = raw["parent_id"].astype(object) if "parent_id" in raw.columns else None
         if parent is None:
             parent = pd.Series([None] * len(raw), dtype=object)
